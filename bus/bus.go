@@ -1,0 +1,240 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/eventbus-go/eventbus/config"
+)
+
+// StartFrom says where a consumer group that has no committed position starts reading.
+type StartFrom string
+
+const (
+	// StartDefault leaves the choice to the backend's configuration.
+	StartDefault StartFrom = ""
+	// StartOldest reads from the oldest message the broker retains.
+	StartOldest StartFrom = "oldest"
+	// StartNewest reads only messages published after the group first subscribed.
+	StartNewest StartFrom = "newest"
+)
+
+// ParseStartFrom parses "oldest" or "newest".
+func ParseStartFrom(s string) (StartFrom, error) {
+	switch StartFrom(s) {
+	case StartOldest, StartNewest, StartDefault:
+		return StartFrom(s), nil
+	}
+	return "", fmt.Errorf("start position %q: want oldest or newest", s)
+}
+
+// Options are the caller's overrides of the config file, passed to the driver.
+type Options struct {
+	// ConsumerGroup replaces the backend's configured consumer group when not empty.
+	ConsumerGroup string
+	// StartFrom replaces the backend's configured start position for new consumer groups.
+	StartFrom StartFrom
+	// Logger receives the bus's and the Watermill adapter's logs. Default: slog.Default().
+	Logger *slog.Logger
+	// Require lists capabilities the caller depends on; Open fails with ErrNotSupported when the
+	// backend, as configured, lacks one.
+	Require []Capability
+	// Codec encodes event data in Publish. Default: JSON.
+	Codec Codec
+}
+
+// Option sets one of the Options.
+type Option func(*Options)
+
+// WithConsumerGroup subscribes in the named consumer group instead of the configured one.
+func WithConsumerGroup(group string) Option { return func(o *Options) { o.ConsumerGroup = group } }
+
+// WithStartFrom sets where a new consumer group starts reading.
+func WithStartFrom(s StartFrom) Option { return func(o *Options) { o.StartFrom = s } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l } }
+
+// WithCodec sets the codec Publish encodes event data with.
+func WithCodec(c Codec) Option { return func(o *Options) { o.Codec = c } }
+
+// Require makes Open fail with ErrNotSupported unless the backend provides every capability.
+func Require(caps ...Capability) Option {
+	return func(o *Options) { o.Require = append(o.Require, caps...) }
+}
+
+// Bus is an open connection to one backend: Watermill's publisher and subscriber for it, the
+// capabilities it declares, and the event envelope on top.
+//
+// Publisher and Subscriber are safe for concurrent use. Delivery is at-least-once on every
+// backend: a handler must tolerate seeing an event twice (deduplicate by event id).
+type Bus struct {
+	// Publisher publishes Watermill messages. Publish is the envelope-aware way to use it.
+	Publisher message.Publisher
+	// Subscriber subscribes in the bus's consumer group. Each message must be acked or nacked;
+	// a nacked message is redelivered.
+	Subscriber message.Subscriber
+
+	backend string
+	caps    Capabilities
+	codec   Codec
+	logger  *slog.Logger
+	drv     *Backend
+
+	closeOnce sync.Once
+	closeErr  error
+	closed    chan struct{}
+}
+
+// Open builds the bus that cfg describes: it looks up the driver named by cfg.Backend, decodes
+// and validates that backend's section, and connects. Errors in the file name the file, line
+// and key; a missing capability named by Require is an ErrNotSupported error.
+func Open(ctx context.Context, cfg *config.Config, opts ...Option) (*Bus, error) {
+	bc, err := BackendConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d, _ := Lookup(cfg.Backend)
+	return open(ctx, cfg.Backend, d, bc, opts)
+}
+
+// BackendConfig returns the selected backend's config struct decoded from cfg onto the
+// driver's defaults and validated, without connecting: what `eventbus config validate` checks
+// and `config print` shows.
+func BackendConfig(cfg *config.Config) (any, error) {
+	d, err := Lookup(cfg.Backend)
+	if err != nil {
+		return nil, cfg.ErrorAt("backend", "%v", err)
+	}
+	bc := d.DefaultConfig()
+	if err := cfg.Section(cfg.Backend).Decode(bc); err != nil {
+		return nil, err
+	}
+	return bc, nil
+}
+
+// OpenBackend is Open for a configuration built in code: backendCfg is the driver's config
+// struct (from the backend package), validated here if it has a Validate method.
+func OpenBackend(ctx context.Context, backend string, backendCfg any, opts ...Option) (*Bus, error) {
+	d, err := Lookup(backend)
+	if err != nil {
+		return nil, err
+	}
+	if v, ok := backendCfg.(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("%s config: %w", backend, err)
+		}
+	}
+	return open(ctx, backend, d, backendCfg, opts)
+}
+
+func open(ctx context.Context, name string, d Driver, bc any, opts []Option) (*Bus, error) {
+	var o Options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Codec == nil {
+		o.Codec = JSON
+	}
+	be, err := d.Open(ctx, bc, o)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	b := &Bus{
+		Publisher:  be.Publisher,
+		Subscriber: be.Subscriber,
+		backend:    name,
+		caps:       be.Capabilities,
+		codec:      o.Codec,
+		logger:     o.Logger,
+		drv:        be,
+		closed:     make(chan struct{}),
+	}
+	if err := b.Require(o.Require...); err != nil {
+		return nil, errors.Join(err, b.Close())
+	}
+	return b, nil
+}
+
+// Backend is the name of the backend, e.g. "kafka".
+func (b *Bus) Backend() string { return b.backend }
+
+// Capabilities returns what the backend, as configured, guarantees.
+func (b *Bus) Capabilities() Capabilities { return b.caps }
+
+// Require returns an error wrapping ErrNotSupported, naming the backend and the capability, for
+// the first of caps the backend lacks. Call it at start-up for what a service depends on.
+func (b *Bus) Require(caps ...Capability) error { return b.caps.require(b.backend, caps) }
+
+// Codec is the codec Publish encodes data with.
+func (b *Bus) Codec() Codec { return b.codec }
+
+// Logger is the logger the bus was opened with.
+func (b *Bus) Logger() *slog.Logger { return b.logger }
+
+// Publish sends events to topic, in order, and returns once the broker has acknowledged them as
+// the backend's configuration requires (on Kafka, acks=all by default). Each event is checked
+// and completed first (see NewMessage); none is sent if one is invalid. ctx travels with each
+// message; whether a backend honours its cancellation is documented by the backend.
+func (b *Bus) Publish(ctx context.Context, topic string, events ...Event) error {
+	select {
+	case <-b.closed:
+		return ErrClosed
+	default:
+	}
+	if topic == "" {
+		return fmt.Errorf("publish: topic is empty: %w", ErrInvalidEvent)
+	}
+	msgs := make([]*message.Message, 0, len(events))
+	for _, ev := range events {
+		msg, err := NewMessage(ev, b.codec)
+		if err != nil {
+			return fmt.Errorf("publish to %s: %w", topic, err)
+		}
+		msg.SetContext(ctx)
+		msgs = append(msgs, msg)
+	}
+	if err := b.Publisher.Publish(topic, msgs...); err != nil {
+		return fmt.Errorf("publish to %s on %s: %w", topic, b.backend, err)
+	}
+	return nil
+}
+
+// As sets target to the backend's native client when the backend has one of that type (a
+// sarama.Client, a redis.UniversalClient, an *amqp091.Connection) and reports whether it did.
+// It is the escape hatch for what the portable API does not cover; code using it is no longer
+// portable.
+func (b *Bus) As(target any) bool {
+	if b.drv.As == nil {
+		return false
+	}
+	return b.drv.As(target)
+}
+
+// Close closes the subscriber (ending every subscription), then the publisher, then whatever
+// the driver holds. It is safe to call more than once; later calls return the first result.
+func (b *Bus) Close() error {
+	b.closeOnce.Do(func() {
+		close(b.closed)
+		var errs []error
+		if b.Subscriber != nil {
+			errs = append(errs, b.Subscriber.Close())
+		}
+		if b.Publisher != nil {
+			errs = append(errs, b.Publisher.Close())
+		}
+		if b.drv.Close != nil {
+			errs = append(errs, b.drv.Close())
+		}
+		b.closeErr = errors.Join(errs...)
+	})
+	return b.closeErr
+}
