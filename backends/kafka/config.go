@@ -1,0 +1,246 @@
+package kafka
+
+import (
+	"errors"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/Shopify/sarama"
+
+	"github.com/eventbus-go/eventbus/config"
+)
+
+// Config is the kafka: section of the config file. Every field's comment gives its default.
+type Config struct {
+	// Brokers are the bootstrap host:port addresses. Default: [127.0.0.1:9092], where
+	// `eventbus dev` serves its embedded broker.
+	Brokers []string `yaml:"brokers"`
+
+	// Embedded starts a private in-process Kafka-protocol broker on a free loopback port and
+	// uses it instead of Brokers: for demos, development and tests, never production. The
+	// program must link it: import _ "github.com/eventbus-go/eventbus/backends/kafka/embedded".
+	// Default: false.
+	Embedded bool `yaml:"embedded"`
+	// EmbeddedDataDir makes the embedded broker keep its data in this directory across restarts.
+	// Default: "" (memory only).
+	EmbeddedDataDir string `yaml:"embedded_data_dir"`
+
+	// ClientID identifies this service to the brokers (quotas, logs). Default: "eventbus".
+	ClientID string `yaml:"client_id"`
+	// ConsumerGroup is the group subscribers join. Instances of one service share a group and
+	// split the partitions; every group gets every message. "" reads every partition without a
+	// group and commits nothing. Default: "eventbus".
+	ConsumerGroup string `yaml:"consumer_group"`
+	// InitialOffset is where a group with no committed offset starts: "oldest" or "newest"
+	// (Kafka's auto.offset.reset earliest/latest). Default: "oldest", so a new consumer misses
+	// nothing the topic retains.
+	InitialOffset string `yaml:"initial_offset"`
+	// Version is the Kafka protocol version the client speaks; at most the oldest broker's.
+	// Default: "2.8.0".
+	Version string `yaml:"version"`
+
+	// DialTimeout bounds connecting to a broker. Default: 10s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// ReadTimeout and WriteTimeout bound one request's response and send. Default: 30s each.
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+
+	Producer ProducerConfig `yaml:"producer"`
+	Consumer ConsumerConfig `yaml:"consumer"`
+	Topics   TopicsConfig   `yaml:"topics"`
+	TLS      config.TLS     `yaml:"tls"`
+	SASL     SASLConfig     `yaml:"sasl"`
+}
+
+// ProducerConfig is kafka.producer.
+type ProducerConfig struct {
+	// Acks is how many replicas must have a record before Publish returns: "all" (every in-sync
+	// replica), "leader" or "none". Default: "all"; anything less can lose acknowledged events.
+	Acks string `yaml:"acks"`
+	// Timeout is how long the broker waits for the replicas that Acks asks for. Default: 10s.
+	Timeout time.Duration `yaml:"timeout"`
+	// Retries is how often a failed send is retried before Publish fails. Default: 10.
+	Retries int `yaml:"retries"`
+	// RetryBackoff is the wait between retries. Default: 250ms.
+	RetryBackoff time.Duration `yaml:"retry_backoff"`
+	// MaxMessageBytes is the largest record accepted, as the broker's message.max.bytes.
+	// Default: 1000000.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// Compression is "none", "gzip", "snappy", "lz4" or "zstd". Default: "none".
+	Compression string `yaml:"compression"`
+}
+
+// ConsumerConfig is kafka.consumer.
+type ConsumerConfig struct {
+	// SessionTimeout is how long the group waits for a silent member before rebalancing.
+	// Default: 10s.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// HeartbeatInterval is how often a member tells the group it is alive; under a third of
+	// SessionTimeout. Default: 3s.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// RebalanceTimeout is how long members get to finish in-flight work on a rebalance.
+	// Default: 60s.
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
+	// NackResendDelay is the pause before a nacked message is handed out again. Default: 100ms.
+	NackResendDelay time.Duration `yaml:"nack_resend_delay"`
+	// ReconnectDelay is the pause between attempts to rejoin after the group session ends with
+	// an error. Default: 1s.
+	ReconnectDelay time.Duration `yaml:"reconnect_delay"`
+}
+
+// TopicsConfig is kafka.topics: how missing topics are created.
+type TopicsConfig struct {
+	// Create makes the publisher and subscriber create a missing topic through the admin API
+	// before first use, with Partitions and ReplicationFactor. When false, a missing topic is
+	// the broker's business (auto.create.topics.enable). Default: true.
+	Create bool `yaml:"create"`
+	// Partitions of a created topic; more partitions let more instances of a group consume in
+	// parallel. Default: 1.
+	Partitions int32 `yaml:"partitions"`
+	// ReplicationFactor of a created topic. Default: 1, which suits one broker; use 3 on a
+	// production cluster.
+	ReplicationFactor int16 `yaml:"replication_factor"`
+}
+
+// SASLConfig is kafka.sasl.
+type SASLConfig struct {
+	// Mechanism is "PLAIN", "SCRAM-SHA-256" or "SCRAM-SHA-512"; "" turns SASL off. Default: "".
+	Mechanism string `yaml:"mechanism"`
+	// Username for the mechanism.
+	Username string `yaml:"username"`
+	// Password for the mechanism; give it as ${VAR} or ${file:PATH}. Never logged or printed.
+	Password config.Secret `yaml:"password"`
+}
+
+// DefaultConfig returns the configuration used when the file has no kafka: section.
+func DefaultConfig() *Config {
+	return &Config{
+		Brokers:       []string{"127.0.0.1:9092"},
+		ClientID:      "eventbus",
+		ConsumerGroup: "eventbus",
+		InitialOffset: "oldest",
+		Version:       "2.8.0",
+		DialTimeout:   10 * time.Second,
+		ReadTimeout:   30 * time.Second,
+		WriteTimeout:  30 * time.Second,
+		Producer: ProducerConfig{
+			Acks:            "all",
+			Timeout:         10 * time.Second,
+			Retries:         10,
+			RetryBackoff:    250 * time.Millisecond,
+			MaxMessageBytes: 1000000,
+			Compression:     "none",
+		},
+		Consumer: ConsumerConfig{
+			SessionTimeout:    10 * time.Second,
+			HeartbeatInterval: 3 * time.Second,
+			RebalanceTimeout:  60 * time.Second,
+			NackResendDelay:   100 * time.Millisecond,
+			ReconnectDelay:    time.Second,
+		},
+		Topics: TopicsConfig{Create: true, Partitions: 1, ReplicationFactor: 1},
+	}
+}
+
+var (
+	acksByName = map[string]sarama.RequiredAcks{
+		"all": sarama.WaitForAll, "leader": sarama.WaitForLocal, "none": sarama.NoResponse,
+	}
+	compressionByName = map[string]sarama.CompressionCodec{
+		"none": sarama.CompressionNone, "gzip": sarama.CompressionGZIP, "snappy": sarama.CompressionSnappy,
+		"lz4": sarama.CompressionLZ4, "zstd": sarama.CompressionZSTD,
+	}
+)
+
+// Validate reports every problem with paths relative to the kafka: section.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(path, format string, args ...any) { errs = append(errs, config.Invalid(path, format, args...)) }
+
+	if !c.Embedded {
+		if len(c.Brokers) == 0 {
+			add("brokers", "must list at least one host:port")
+		}
+		for i, b := range c.Brokers {
+			if err := checkHostPort(b); err != nil {
+				add("brokers["+strconv.Itoa(i)+"]", "%q: %v", b, err)
+			}
+		}
+	}
+	if c.EmbeddedDataDir != "" && !c.Embedded {
+		add("embedded_data_dir", "is set but embedded is false")
+	}
+	if c.ClientID == "" {
+		add("client_id", "must not be empty")
+	}
+	if c.InitialOffset != "oldest" && c.InitialOffset != "newest" {
+		add("initial_offset", "%q: want oldest or newest", c.InitialOffset)
+	}
+	if _, err := sarama.ParseKafkaVersion(c.Version); err != nil {
+		add("version", "%q is not a Kafka version such as 2.8.0", c.Version)
+	}
+	for _, f := range []struct {
+		path string
+		d    time.Duration
+	}{
+		{"dial_timeout", c.DialTimeout}, {"read_timeout", c.ReadTimeout}, {"write_timeout", c.WriteTimeout},
+		{"producer.timeout", c.Producer.Timeout}, {"consumer.session_timeout", c.Consumer.SessionTimeout},
+		{"consumer.heartbeat_interval", c.Consumer.HeartbeatInterval}, {"consumer.rebalance_timeout", c.Consumer.RebalanceTimeout},
+	} {
+		if f.d <= 0 {
+			add(f.path, "must be positive")
+		}
+	}
+	if c.Consumer.HeartbeatInterval*3 > c.Consumer.SessionTimeout {
+		add("consumer.heartbeat_interval", "must be at most a third of consumer.session_timeout (%s)", c.Consumer.SessionTimeout)
+	}
+	if _, ok := acksByName[c.Producer.Acks]; !ok {
+		add("producer.acks", "%q: want all, leader or none", c.Producer.Acks)
+	}
+	if _, ok := compressionByName[c.Producer.Compression]; !ok {
+		add("producer.compression", "%q: want none, gzip, snappy, lz4 or zstd", c.Producer.Compression)
+	}
+	if c.Producer.Retries < 0 {
+		add("producer.retries", "must not be negative")
+	}
+	if c.Producer.MaxMessageBytes <= 0 {
+		add("producer.max_message_bytes", "must be positive")
+	}
+	if c.Topics.Create {
+		if c.Topics.Partitions < 1 {
+			add("topics.partitions", "must be at least 1")
+		}
+		if c.Topics.ReplicationFactor < 1 {
+			add("topics.replication_factor", "must be at least 1")
+		}
+	}
+	switch c.SASL.Mechanism {
+	case "":
+	case sarama.SASLTypePlaintext, sarama.SASLTypeSCRAMSHA256, sarama.SASLTypeSCRAMSHA512:
+		if c.SASL.Username == "" {
+			add("sasl.username", "is required with sasl.mechanism %s", c.SASL.Mechanism)
+		}
+		if c.SASL.Password == "" {
+			add("sasl.password", "is required with sasl.mechanism %s (give it as ${VAR})", c.SASL.Mechanism)
+		}
+	default:
+		add("sasl.mechanism", "%q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASL.Mechanism)
+	}
+	errs = append(errs, config.Nest("tls", c.TLS.Validate()))
+	return errors.Join(errs...)
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return errors.New("want host:port")
+	}
+	if host == "" {
+		return errors.New("host is empty")
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return errors.New("port must be a number from 1 to 65535")
+	}
+	return nil
+}

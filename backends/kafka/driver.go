@@ -1,0 +1,155 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/Shopify/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v2/pkg/kafka"
+
+	"github.com/eventbus-go/eventbus/bus"
+)
+
+// Name is the backend's name in the config file.
+const Name = "kafka"
+
+func init() { bus.Register(Name, driver{}) }
+
+type driver struct{}
+
+func (driver) DefaultConfig() any { return DefaultConfig() }
+
+// EmbeddedBroker is an in-process broker started for `embedded: true`.
+type EmbeddedBroker interface {
+	Addrs() []string
+	Close() error
+}
+
+// EmbeddedStarter starts an embedded broker that keeps its data in dataDir ("" for memory).
+type EmbeddedStarter func(dataDir string, partitions int32, logger *slog.Logger) (EmbeddedBroker, error)
+
+var (
+	embeddedMu    sync.Mutex
+	startEmbedded EmbeddedStarter
+)
+
+// RegisterEmbedded installs the embedded broker. Package backends/kafka/embedded calls it from
+// init, so only programs that import that package link the broker.
+func RegisterEmbedded(start EmbeddedStarter) {
+	embeddedMu.Lock()
+	defer embeddedMu.Unlock()
+	startEmbedded = start
+}
+
+func (driver) Open(ctx context.Context, raw any, o bus.Options) (*bus.Backend, error) {
+	c, ok := raw.(*Config)
+	if !ok {
+		return nil, fmt.Errorf("kafka driver got config of type %T, want *kafka.Config", raw)
+	}
+	cfg := *c
+	if o.ConsumerGroup != "" {
+		cfg.ConsumerGroup = o.ConsumerGroup
+	}
+	if o.StartFrom != bus.StartDefault {
+		cfg.InitialOffset = string(o.StartFrom)
+	}
+	logger := o.Logger.With("backend", Name)
+
+	var closers []func() error
+	closeAll := func() error {
+		var errs []error
+		for i := len(closers) - 1; i >= 0; i-- {
+			errs = append(errs, closers[i]())
+		}
+		return errors.Join(errs...)
+	}
+
+	if cfg.Embedded {
+		embeddedMu.Lock()
+		start := startEmbedded
+		embeddedMu.Unlock()
+		if start == nil {
+			return nil, errors.New(`kafka.embedded is true but the embedded broker is not linked into this program: import _ "github.com/eventbus-go/eventbus/backends/kafka/embedded"`)
+		}
+		eb, err := start(cfg.EmbeddedDataDir, cfg.Topics.Partitions, logger)
+		if err != nil {
+			return nil, fmt.Errorf("start embedded broker: %w", err)
+		}
+		closers = append(closers, eb.Close)
+		cfg.Brokers = eb.Addrs()
+		logger.Info("embedded Kafka broker started", "addrs", cfg.Brokers, "data_dir", cfg.EmbeddedDataDir)
+	}
+
+	sc, err := cfg.saramaConfig()
+	if err != nil {
+		return nil, errors.Join(err, closeAll())
+	}
+	var creator *topicCreator
+	if cfg.Topics.Create {
+		creator = &topicCreator{
+			brokers: cfg.Brokers,
+			sc:      sc,
+			detail:  sarama.TopicDetail{NumPartitions: cfg.Topics.Partitions, ReplicationFactor: cfg.Topics.ReplicationFactor},
+		}
+		closers = append(closers, creator.close)
+	}
+
+	wlog := watermill.NewSlogLogger(logger)
+	pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{
+		Brokers:               cfg.Brokers,
+		Marshaler:             marshaler{},
+		OverwriteSaramaConfig: sc,
+	}, wlog)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("connect producer to %v: %w", cfg.Brokers, err), closeAll())
+	}
+	sub, err := wkafka.NewSubscriber(wkafka.SubscriberConfig{
+		Brokers:               cfg.Brokers,
+		Unmarshaler:           marshaler{},
+		OverwriteSaramaConfig: sc,
+		ConsumerGroup:         cfg.ConsumerGroup,
+		NackResendSleep:       cfg.Consumer.NackResendDelay,
+		ReconnectRetrySleep:   cfg.Consumer.ReconnectDelay,
+	}, wlog)
+	if err != nil {
+		return nil, errors.Join(err, pub.Close(), closeAll())
+	}
+
+	persistent := !cfg.Embedded || cfg.EmbeddedDataDir != ""
+	caps := bus.Capabilities{
+		ConsumerGroups:  true,
+		PerKeyOrdering:  true,
+		Persistence:     persistent,
+		Replay:          true,
+		MaxMessageBytes: cfg.Producer.MaxMessageBytes,
+		Notes: map[bus.Capability]string{
+			bus.PerKeyOrdering: "records of one key go to one partition; order holds per partition",
+			bus.Replay:         "from the oldest offset the topic retains (retention.ms bounds it)",
+			bus.ReplayByTime:   "not implemented yet",
+		},
+	}
+	if !persistent {
+		caps.Notes[bus.Persistence] = "the embedded broker keeps data in memory; set embedded_data_dir"
+	}
+	return &bus.Backend{
+		Publisher:    &publisher{next: pub, creator: creator},
+		Subscriber:   &subscriber{next: sub, creator: creator},
+		Capabilities: caps,
+		Close:        closeAll,
+		As: func(target any) bool {
+			switch t := target.(type) {
+			case **sarama.Config:
+				*t = sc
+				return true
+			case *[]string:
+				*t = append([]string(nil), cfg.Brokers...)
+				return true
+			}
+			return false
+		},
+	}, nil
+}

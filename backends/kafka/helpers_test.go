@@ -1,0 +1,10 @@
+package kafka_test
+
+import (
+	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v2/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+func wkafkaPartition(m *message.Message) (int32, bool) {
+	return wkafka.MessagePartitionFromCtx(m.Context())
+}

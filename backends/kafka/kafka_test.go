@@ -1,0 +1,175 @@
+package kafka_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/eventbus-go/eventbus/backends/kafka"
+	"github.com/eventbus-go/eventbus/backends/kafka/embedded"
+	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/config"
+)
+
+// startBroker starts a private embedded broker for one test; it listens on a loopback port and
+// every client below reaches it over TCP with the Kafka protocol.
+func startBroker(t *testing.T) string {
+	t.Helper()
+	b, err := embedded.Start(embedded.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	return b.Addrs()[0]
+}
+
+func testLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func openBus(t *testing.T, addr string, opts ...bus.Option) *bus.Bus {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, "kafka:\n  brokers: [%s]\n  consumer:\n    session_timeout: 3s\n    heartbeat_interval: 500ms\n", addr))
+	require.NoError(t, err)
+	b, err := bus.Open(context.Background(), cfg, append([]bus.Option{bus.WithLogger(testLogger())}, opts...)...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+func TestEnvelopeAndKeyRoundTripOverTCP(t *testing.T) {
+	addr := startBroker(t)
+	b := openBus(t, addr)
+	topic := "enrollments-" + watermill.NewShortUUID()
+
+	when := time.Date(2026, 11, 23, 12, 0, 0, 123456000, time.UTC)
+	err := b.Publish(context.Background(), topic,
+		bus.Event{
+			ID: "evt-1", Type: "org.openedx.learning.course.enrollment.created.v1", Source: "openedx/lms/web",
+			Time: when, Key: "user-42", Data: map[string]any{"user_id": 42, "course": "demo"},
+			Metadata: map[string]string{"traceparent": "00-abc-def-01"},
+		},
+		bus.Event{Type: "raw.v1", Source: "test", Data: []byte{0x00, 0xff, 0x10}},
+	)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	msgs, err := b.Subscriber.Subscribe(ctx, topic)
+	require.NoError(t, err)
+
+	first := receive(t, ctx, msgs)
+	ev, err := bus.ParseEvent(first)
+	require.NoError(t, err)
+	assert.Equal(t, "evt-1", ev.ID)
+	assert.Equal(t, "evt-1", first.UUID)
+	assert.Equal(t, "org.openedx.learning.course.enrollment.created.v1", ev.Type)
+	assert.Equal(t, "openedx/lms/web", ev.Source)
+	assert.Equal(t, "1.0", ev.SpecVersion)
+	assert.Equal(t, "application/json", ev.ContentType)
+	assert.True(t, when.Equal(ev.Time), "time %v", ev.Time)
+	assert.Equal(t, "user-42", ev.Key)
+	assert.Equal(t, map[string]string{"traceparent": "00-abc-def-01"}, ev.Metadata)
+	var data struct {
+		UserID int    `json:"user_id"`
+		Course string `json:"course"`
+	}
+	require.NoError(t, ev.DecodeData(nil, &data))
+	assert.Equal(t, 42, data.UserID)
+	assert.Equal(t, "demo", data.Course)
+	first.Ack()
+
+	second := receive(t, ctx, msgs)
+	raw, err := bus.ParseEvent(second)
+	require.NoError(t, err)
+	assert.Equal(t, []byte{0x00, 0xff, 0x10}, []byte(second.Payload), "raw bytes pass untouched")
+	assert.Empty(t, raw.ContentType)
+	assert.Empty(t, raw.Key)
+	assert.NotEmpty(t, raw.ID)
+	second.Ack()
+}
+
+func receive(t *testing.T, ctx context.Context, msgs <-chan *message.Message) *message.Message {
+	t.Helper()
+	select {
+	case m, ok := <-msgs:
+		require.True(t, ok, "subscription closed")
+		return m
+	case <-ctx.Done():
+		t.Fatal("no message before the deadline")
+		return nil
+	}
+}
+
+func TestPublishRejectsIncompleteEvent(t *testing.T) {
+	b := openBus(t, startBroker(t))
+	err := b.Publish(context.Background(), "t", bus.Event{Source: "s"})
+	require.ErrorIs(t, err, bus.ErrInvalidEvent)
+	assert.Contains(t, err.Error(), "type (ce_type) is required")
+	err = b.Publish(context.Background(), "t", bus.Event{Type: "x"})
+	require.ErrorIs(t, err, bus.ErrInvalidEvent)
+	assert.Contains(t, err.Error(), "source (ce_source) is required")
+}
+
+func TestCapabilities(t *testing.T) {
+	b := openBus(t, startBroker(t), bus.Require(bus.ConsumerGroups, bus.PerKeyOrdering, bus.Persistence, bus.Replay))
+	assert.Equal(t, "kafka", b.Backend())
+
+	cfg := kafka.DefaultConfig()
+	cfg.Embedded = true
+	_, err := bus.OpenBackend(context.Background(), "kafka", cfg, bus.Require(bus.Persistence), bus.WithLogger(testLogger()))
+	require.ErrorIs(t, err, bus.ErrNotSupported)
+	assert.Contains(t, err.Error(), "backend kafka: persistence")
+}
+
+func TestKeyPicksPartition(t *testing.T) {
+	addr := startBroker(t)
+	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, "kafka:\n  brokers: [%s]\n  topics: {partitions: 4}\n", addr))
+	require.NoError(t, err)
+	b, err := bus.Open(context.Background(), cfg, bus.WithLogger(testLogger()))
+	require.NoError(t, err)
+	defer b.Close()
+	topic := "keyed-" + watermill.NewShortUUID()
+	for i := range 40 {
+		require.NoError(t, b.Publish(context.Background(), topic, bus.Event{Type: "t", Source: "s", Key: fmt.Sprintf("k%d", i%4), Data: json.RawMessage(fmt.Sprint(i))}))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	msgs, err := b.Subscriber.Subscribe(ctx, topic)
+	require.NoError(t, err)
+	partitionOf := map[string]int32{}
+	last := map[string]int{}
+	for range 40 {
+		m := receive(t, ctx, msgs)
+		key := m.Metadata.Get(bus.HeaderKey)
+		p, ok := wkafkaPartition(m)
+		require.True(t, ok)
+		if prev, seen := partitionOf[key]; seen {
+			assert.Equal(t, prev, p, "key %s moved partitions", key)
+		}
+		partitionOf[key] = p
+		var n int
+		require.NoError(t, json.Unmarshal(m.Payload, &n))
+		if prev, seen := last[key]; seen {
+			assert.Greater(t, n, prev, "key %s out of order", key)
+		}
+		last[key] = n
+		m.Ack()
+	}
+	require.Len(t, partitionOf, 4)
+	used := map[int32]bool{}
+	for _, p := range partitionOf {
+		used[p] = true
+	}
+	assert.Greater(t, len(used), 1, "four keys over four partitions all hashed to one: the key is not the record key")
+}

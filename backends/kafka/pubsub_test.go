@@ -1,0 +1,44 @@
+package kafka_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
+	"github.com/stretchr/testify/require"
+
+	"github.com/eventbus-go/eventbus/backends/kafka"
+	"github.com/eventbus-go/eventbus/bus"
+)
+
+// TestPubSub runs Watermill's universal Pub/Sub suite against the Kafka driver, over TCP to an
+// embedded broker, with the features the driver truly has. Ordering is not claimed here: the
+// suite checks a total order across keys, and Kafka orders per partition (per key), which
+// TestKeyPicksPartition covers.
+func TestPubSub(t *testing.T) {
+	addr := startBroker(t)
+	newPubSub := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
+		cfg := kafka.DefaultConfig()
+		cfg.Brokers = []string{addr}
+		cfg.ConsumerGroup = group
+		cfg.Consumer.SessionTimeout = 3 * time.Second
+		cfg.Consumer.HeartbeatInterval = 500 * time.Millisecond
+		cfg.Consumer.RebalanceTimeout = 3 * time.Second
+		b, err := bus.OpenBackend(context.Background(), "kafka", cfg, bus.WithLogger(testLogger()))
+		require.NoError(t, err)
+		return b.Publisher, b.Subscriber
+	}
+	tests.TestPubSub(t,
+		tests.Features{
+			ConsumerGroups:                   true,
+			ExactlyOnceDelivery:              false,
+			GuaranteedOrder:                  false,
+			Persistent:                       true,
+			NewSubscriberReceivesOldMessages: false,
+		},
+		func(t *testing.T) (message.Publisher, message.Subscriber) { return newPubSub(t, "test") },
+		newPubSub,
+	)
+}

@@ -1,0 +1,116 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/Shopify/sarama"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// topicCreator creates missing topics through the admin API, once per topic and process.
+type topicCreator struct {
+	brokers []string
+	sc      *sarama.Config
+	detail  sarama.TopicDetail
+
+	mu      sync.Mutex
+	admin   sarama.ClusterAdmin
+	created map[string]bool
+}
+
+func (t *topicCreator) ensure(topic string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.created[topic] {
+		return nil
+	}
+	if t.admin == nil {
+		admin, err := sarama.NewClusterAdmin(t.brokers, t.sc)
+		if err != nil {
+			return fmt.Errorf("create topic %s: connect admin client: %w", topic, err)
+		}
+		t.admin = admin
+	}
+	detail := t.detail
+	err := t.admin.CreateTopic(topic, &detail, false)
+	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+		return fmt.Errorf("create topic %s (%d partitions, replication %d): %w", topic, detail.NumPartitions, detail.ReplicationFactor, err)
+	}
+	if t.created == nil {
+		t.created = map[string]bool{}
+	}
+	t.created[topic] = true
+	return nil
+}
+
+func (t *topicCreator) close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.admin == nil {
+		return nil
+	}
+	err := t.admin.Close()
+	t.admin = nil
+	return err
+}
+
+// publisher wraps Watermill's Kafka publisher: it creates missing topics when configured to,
+// and makes Close safe against concurrent Publish calls (the adapter's closed flag is not).
+type publisher struct {
+	mu      sync.RWMutex
+	closed  bool
+	next    message.Publisher
+	creator *topicCreator // nil when topics.create is false
+}
+
+func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return errors.New("kafka publisher closed")
+	}
+	if p.creator != nil {
+		if err := p.creator.ensure(topic); err != nil {
+			return err
+		}
+	}
+	return p.next.Publish(topic, msgs...)
+}
+
+func (p *publisher) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	return p.next.Close()
+}
+
+// subscriber wraps Watermill's Kafka subscriber to create missing topics before subscribing.
+type subscriber struct {
+	next    message.Subscriber
+	creator *topicCreator
+}
+
+func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if s.creator != nil {
+		if err := s.creator.ensure(topic); err != nil {
+			return nil, err
+		}
+	}
+	return s.next.Subscribe(ctx, topic)
+}
+
+// SubscribeInitialize creates the topic (Watermill's message.SubscribeInitializer).
+func (s *subscriber) SubscribeInitialize(topic string) error {
+	if s.creator == nil {
+		return nil
+	}
+	return s.creator.ensure(topic)
+}
+
+func (s *subscriber) Close() error { return s.next.Close() }
