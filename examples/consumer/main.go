@@ -1,0 +1,78 @@
+// Command consumer is the Open edX consumer model in a few lines: one long-lived process that
+// consumes one topic as a member of a consumer group, and scales by running more copies.
+// The config file picks the broker; this code does not change between Kafka, Redis and RabbitMQ.
+//
+//	go run ./cmd/eventbus dev &                      # a Kafka broker on 127.0.0.1:9092
+//	go run ./examples/consumer -topic enrollments    # default config: Kafka on 127.0.0.1:9092
+//	go run ./cmd/eventbus publish --topic enrollments --type org.openedx.learning.course.enrollment.created.v1 \
+//	    --source openedx/lms/web --key user-1 --data '{"user_id": 1, "course_id": "course-v1:edX+DemoX+Demo"}'
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	_ "github.com/eventbus-go/eventbus/backends/kafka"
+	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/config"
+)
+
+type enrollment struct {
+	UserID   int    `json:"user_id"`
+	CourseID string `json:"course_id"`
+}
+
+func main() {
+	configPath := flag.String("config", config.DefaultFile, "config file (built-in defaults when absent)")
+	topic := flag.String("topic", "enrollments", "topic to consume")
+	flag.Parse()
+	if err := run(*configPath, *topic); err != nil {
+		fmt.Fprintln(os.Stderr, "consumer:", err)
+		os.Exit(1)
+	}
+}
+
+func run(configPath, topic string) error {
+	// SIGTERM (Kubernetes stopping the pod) drains in-flight handlers, then exits.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cfg, err := config.LoadOrDefault(configPath)
+	if err != nil {
+		return err
+	}
+	b, err := bus.Open(ctx, cfg, bus.Require(bus.ConsumerGroups))
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	routerCfg, err := bus.LoadRouterConfig(cfg)
+	if err != nil {
+		return err
+	}
+	r, err := bus.NewRouter(b, routerCfg)
+	if err != nil {
+		return err
+	}
+	r.AddConsumerHandler("enrollment-created", topic, b.Subscriber, func(msg *message.Message) error {
+		ev, err := bus.ParseEvent(msg)
+		if err != nil {
+			return err
+		}
+		var e enrollment
+		if err := ev.DecodeData(nil, &e); err != nil {
+			return err
+		}
+		slog.Info("enrollment", "event_id", ev.ID, "type", ev.Type, "user", e.UserID, "course", e.CourseID)
+		return nil // returning nil acks the event; an error nacks it for redelivery
+	})
+	return r.Run(ctx)
+}
