@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: brokers up, go vet, staticcheck, then every test with the
+# race detector. Run it from anywhere in the repository.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STATICCHECK_VERSION=v0.8.2
+
+scripts/brokers.sh ensure
+
+echo "== gofmt" >&2
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.bin/*'))
+[[ -z "$unformatted" ]] || { echo "gofmt would change: $unformatted" >&2; exit 1; }
+
+echo "== go vet" >&2
+go vet ./...
+
+echo "== staticcheck $STATICCHECK_VERSION" >&2
+bin="$(pwd)/.bin"
+if ! "$bin/staticcheck" -version 2>/dev/null | grep -q "${STATICCHECK_VERSION#v}"; then
+  GOBIN="$bin" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+fi
+"$bin/staticcheck" ./...
+
+echo "== go test -race" >&2
+go test -race -count=1 -timeout 12m "$@" ./...
