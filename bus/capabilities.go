@@ -24,10 +24,15 @@ const (
 	ReplayByTime Capability = "replay-by-time"
 	// NativeDelay: the broker can hold a message back until a given time.
 	NativeDelay Capability = "native-delay"
+	// Pipelining: the subscriber hands out further messages before earlier ones are acked (up
+	// to a bounded window) and acks each one on its own, committing a position only when every
+	// message before it is done. Handlers can then run in parallel without giving up
+	// at-least-once; the ordering middleware's concurrency needs it.
+	Pipelining Capability = "pipelining"
 )
 
 // AllCapabilities lists every capability, in the order they are reported.
-var AllCapabilities = []Capability{ConsumerGroups, PerKeyOrdering, Persistence, Replay, ReplayByTime, NativeDelay}
+var AllCapabilities = []Capability{ConsumerGroups, PerKeyOrdering, Persistence, Replay, ReplayByTime, NativeDelay, Pipelining}
 
 // Capabilities is what a backend, as configured, guarantees. Drivers declare it honestly and the
 // conformance suite holds them to it: a capability declared here must pass its test.
@@ -38,6 +43,7 @@ type Capabilities struct {
 	Replay         bool
 	ReplayByTime   bool
 	NativeDelay    bool
+	Pipelining     bool
 
 	// MaxMessageBytes is the largest payload plus headers the backend accepts as configured;
 	// 0 when unknown.
@@ -63,6 +69,8 @@ func (c Capabilities) Has(x Capability) bool {
 		return c.ReplayByTime
 	case NativeDelay:
 		return c.NativeDelay
+	case Pipelining:
+		return c.Pipelining
 	}
 	return false
 }
