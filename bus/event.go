@@ -26,6 +26,12 @@ const (
 	HeaderKey = "ce_partitionkey"
 )
 
+// HeaderInvalidReason marks a consumed message that a backend could not turn into a proper
+// event (a Redis entry without an id, say). The backend delivers it anyway, never dropping it,
+// with this header saying what is wrong; the poison-queue middleware sends such a message
+// straight to the poison topic with the reason.
+const HeaderInvalidReason = "eventbus_invalid_reason"
+
 // SpecVersion is the CloudEvents version written to ce_specversion.
 const SpecVersion = "1.0"
 
