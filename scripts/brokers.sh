@@ -7,8 +7,8 @@
 # It never stops or restarts a running broker: tests share them (fault tests start their own).
 set -euo pipefail
 
-REDIS_PORT=6379
-RABBITMQ_PORT=5672
+REDIS_PORT=${EVENTBUS_REDIS_PORT:-6379}
+RABBITMQ_PORT=${EVENTBUS_RABBITMQ_PORT:-5672}
 
 log() { printf 'brokers: %s\n' "$*" >&2; }
 die() { printf 'brokers: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -59,7 +59,7 @@ ensure_rabbitmq() {
   if port_open 127.0.0.1 "$RABBITMQ_PORT"; then log "rabbitmq answers on 127.0.0.1:$RABBITMQ_PORT"; return; fi
   command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
   log "starting rabbitmq-server"
-  rabbitmq-server -detached >/dev/null 2>&1 || true
+  RABBITMQ_NODE_PORT="$RABBITMQ_PORT" rabbitmq-server -detached >/dev/null 2>&1 || true
   timeout 120 rabbitmqctl await_startup >/dev/null 2>&1 || log "rabbitmqctl await_startup did not confirm; waiting for the port"
   # await_startup can return before the AMQP listener accepts connections.
   wait_for "rabbitmq" 120 port_open 127.0.0.1 "$RABBITMQ_PORT" \

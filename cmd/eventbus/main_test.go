@@ -92,6 +92,15 @@ func TestPublishThenConsumeRoundTrip(t *testing.T) {
 	assert.Equal(t, "user-7", third.Key)
 	assert.JSONEq(t, `{"n":2}`, string(third.Payload))
 
+	// A named group commits what it acknowledged: a second run of the same group goes on from there.
+	code, out, errOut = cli(t, ctx, "", "consume", "--config", cfg, "--topic", "enrollments", "--group", "svc", "--count", "1", "--timeout", "30s")
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	assert.Contains(t, out, `"id":"evt-1"`)
+	code, out, errOut = cli(t, ctx, "", "consume", "--config", cfg, "--topic", "enrollments", "--group", "svc", "--count", "1", "--timeout", "30s")
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	assert.NotContains(t, out, `"id":"evt-1"`)
+	assert.Contains(t, out, `"key":"user-7"`)
+
 	// A fourth event is not there: consume says so and fails instead of hanging.
 	code, _, errOut = cli(t, ctx, "", "consume", "--config", cfg, "--topic", "enrollments", "--count", "4", "--timeout", "3s")
 	assert.Equal(t, 1, code)
