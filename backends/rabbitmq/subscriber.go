@@ -191,7 +191,7 @@ func (sub *subscription) run(ctx context.Context, c *consumer) {
 		timer.Stop()
 		var err error
 		if c, err = sub.open(); err != nil {
-			sub.logger.Warn("cannot consume yet; retrying", "error", err)
+			sub.logger.Debug("cannot consume yet; retrying", "error", err)
 			c = nil
 		} else {
 			sub.logger.Info("consuming again", "queue", c.queue)
