@@ -27,7 +27,7 @@ import (
 var benchPayload = make([]byte, 200)
 
 var (
-	benchParallelism = []int{4, 16}
+	benchParallelism = []int{4, 16, 64}
 	benchChannels    = 8
 )
 

@@ -50,8 +50,9 @@ func TestPublishReusesPooledChannels(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
+	// The pool's four channels, and one short-lived channel that declared the topic's queue.
 	opened := rabbitmq.ChannelsOpened(conn) - before
-	assert.LessOrEqual(t, opened, uint64(4), "400 publishes from 8 goroutines opened %d channels; the pool has 4", opened)
+	assert.LessOrEqual(t, opened, uint64(4+1), "400 publishes from 8 goroutines opened %d channels; the pool has 4", opened)
 	assert.Greater(t, opened, uint64(1), "concurrent publishes should use more than one pooled channel")
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -26,20 +27,20 @@ var (
 	ErrPublisherClosed = errors.New("rabbitmq publisher closed")
 )
 
-// confirmWindow is how many messages one Publish call sends before waiting for their confirms.
-// It bounds the returns that can be pending on a channel, which the returns buffer must hold:
-// amqp091 drops a return it cannot hand over within 5 seconds.
+// confirmWindow is how many messages of one Publish call may await their confirms at once;
+// a larger batch waits for the oldest before sending more.
 const confirmWindow = 256
 
 // errChannelLost marks a channel that closed under a Publish; the messages not confirmed are
 // sent again on a new channel.
 var errChannelLost = errors.New("channel closed before the broker confirmed")
 
-// publisher publishes on a pool of channels in confirm mode. Each Publish call takes one
-// channel for its duration, so calls run concurrently up to the pool's size and the broker's
-// returns on a channel belong to the call holding it. While the broker is unreachable, Publish
-// retries with backoff until its context's deadline (or PublisherConfig.Timeout): messages are
-// confirmed, or Publish returns an error naming the first one that was not.
+// publisher publishes on a pool of channels in confirm mode. Publish calls share the channels:
+// each call pipelines its messages on one of them and waits for their confirms, so the number
+// of messages in flight grows with the number of concurrent calls, not with the pool. While the
+// broker is unreachable, Publish retries with backoff until its context's deadline (or
+// PublisherConfig.Timeout): every message is confirmed, or Publish returns an error naming the
+// first one that was not.
 type publisher struct {
 	conn   *Connection
 	topo   topology
@@ -50,7 +51,12 @@ type publisher struct {
 	// topic, with whether each is temporary.
 	declare []groupQueue
 
-	slots chan *pubChannel
+	slots []*pubChannel
+	next  atomic.Uint64
+
+	declMu   sync.Mutex
+	declGen  uint64
+	declared map[string]bool // topics whose topology exists, for connection declGen
 
 	mu       sync.RWMutex // guards closed against Publish calls starting
 	closed   bool
@@ -64,21 +70,10 @@ type groupQueue struct {
 	temporary bool
 }
 
-// pubChannel is one slot of the pool: a channel (nil until first use or after it was lost),
-// its returns, the connection generation it was opened on, and what has been declared on
-// that connection.
-type pubChannel struct {
-	ch       *amqp.Channel
-	returns  chan amqp.Return
-	gen      uint64
-	declared map[string]bool
-}
-
 func newPublisher(conn *Connection, topo topology, cfg PublisherConfig, rc ReconnectConfig, declare []groupQueue, logger *slog.Logger) *publisher {
-	p := &publisher{conn: conn, topo: topo, cfg: cfg, rc: rc, declare: declare, logger: logger,
-		slots: make(chan *pubChannel, cfg.Channels)}
+	p := &publisher{conn: conn, topo: topo, cfg: cfg, rc: rc, declare: declare, logger: logger}
 	for range cfg.Channels {
-		p.slots <- &pubChannel{}
+		p.slots = append(p.slots, &pubChannel{})
 	}
 	p.stop, p.cancel = context.WithCancel(context.Background())
 	return p
@@ -164,129 +159,128 @@ func (p *publisher) failure(ctx context.Context, topic string, msgs []*message.M
 // publishOnce publishes on one channel of the pool and returns how many messages, from the
 // first, the broker confirmed.
 func (p *publisher) publishOnce(ctx context.Context, topic string, msgs []*message.Message, pubs []amqp.Publishing) (int, error) {
-	var pc *pubChannel
-	select {
-	case pc = <-p.slots:
-	case <-ctx.Done():
-		return 0, fmt.Errorf("waiting for a free publishing channel: %w", context.Cause(ctx))
+	if err := p.prepare(topic); err != nil {
+		return 0, err
 	}
-	defer func() { p.slots <- pc }()
-
-	if err := p.prepare(pc, topic); err != nil {
+	oc, err := p.channel()
+	if err != nil {
 		return 0, err
 	}
 	exchange := p.topo.exchangeName(topic)
 	confirmed := 0
-	for confirmed < len(msgs) {
-		end := min(confirmed+confirmWindow, len(msgs))
-		dcs := make([]*amqp.DeferredConfirmation, 0, end-confirmed)
-		for i := confirmed; i < end; i++ {
-			dc, err := pc.ch.PublishWithDeferredConfirm(exchange, topic, p.cfg.Mandatory, false, pubs[i])
-			if err != nil {
-				p.discard(pc)
-				// Messages sent before it in this window are not known to be confirmed.
-				return confirmed, fmt.Errorf("send message %s: %w", msgs[i].UUID, err)
+	pending := make([]*amqp.DeferredConfirmation, 0, min(len(msgs), confirmWindow))
+	for i := range msgs {
+		if len(pending) == confirmWindow {
+			if err := p.awaitConfirm(ctx, oc, topic, exchange, msgs[confirmed].UUID, pending[0]); err != nil {
+				return confirmed, err
 			}
-			dcs = append(dcs, dc)
-		}
-		if !p.cfg.Confirms {
-			confirmed = end
-			continue
-		}
-		returned := map[string]amqp.Return{}
-		for _, dc := range dcs {
-			id := msgs[confirmed].UUID
-			if err := p.awaitConfirm(ctx, pc, dc, returned); err != nil {
-				return confirmed, fmt.Errorf("message %s: %w", id, err)
-			}
-			// The broker sends a message's return before its ack, so by now it is in hand.
-			drainReturns(pc, returned)
-			if r, ok := returned[id]; ok {
-				return confirmed, fmt.Errorf("message %s: %w: exchange %s has no binding for routing key %s (%d %s); a consumer group must subscribe once, or be listed in publisher.declare_groups, before messages for it are kept",
-					id, ErrUnroutable, exchange, topic, r.ReplyCode, r.ReplyText)
-			}
+			pending = pending[1:]
 			confirmed++
 		}
+		dc, err := oc.ch.PublishWithDeferredConfirm(exchange, topic, p.cfg.Mandatory, false, pubs[i])
+		if err != nil {
+			oc.close()
+			return confirmed, fmt.Errorf("send message %s: %w", msgs[i].UUID, err)
+		}
+		if !p.cfg.Confirms {
+			confirmed++
+			continue
+		}
+		pending = append(pending, dc)
+	}
+	for _, dc := range pending {
+		if err := p.awaitConfirm(ctx, oc, topic, exchange, msgs[confirmed].UUID, dc); err != nil {
+			return confirmed, err
+		}
+		confirmed++
 	}
 	return confirmed, nil
 }
 
-// awaitConfirm waits for one confirm, collecting returns meanwhile.
-func (p *publisher) awaitConfirm(ctx context.Context, pc *pubChannel, dc *amqp.DeferredConfirmation, returned map[string]amqp.Return) error {
-	for {
-		select {
-		case <-dc.Done():
-			if dc.Acked() {
-				return nil
-			}
-			// amqp091 nacks every pending confirm when the channel closes: tell that from a
-			// broker's nack.
-			if pc.ch.IsClosed() {
-				p.discard(pc)
-				return errChannelLost
-			}
-			return ErrNacked
-		case r, ok := <-pc.returns:
-			if ok {
-				returned[r.MessageId] = r
-			} else {
-				pc.returns = nil
-			}
-		case <-ctx.Done():
-			// A later confirm or return on this channel would be taken for another call's.
-			p.discard(pc)
-			return fmt.Errorf("waiting for the broker's confirm: %w", context.Cause(ctx))
-		}
+// awaitConfirm waits for the confirm of message id and checks that the broker did not return it.
+func (p *publisher) awaitConfirm(ctx context.Context, oc *openChannel, topic, exchange, id string, dc *amqp.DeferredConfirmation) error {
+	select {
+	case <-dc.Done():
+	case <-ctx.Done():
+		return fmt.Errorf("message %s: waiting for the broker's confirm: %w", id, context.Cause(ctx))
 	}
+	if !dc.Acked() {
+		// amqp091 nacks every pending confirm when the channel closes: tell that from a
+		// broker's nack.
+		if oc.ch.IsClosed() {
+			return fmt.Errorf("message %s: %w", id, errChannelLost)
+		}
+		return fmt.Errorf("message %s: %w", id, ErrNacked)
+	}
+	if !p.cfg.Mandatory {
+		return nil
+	}
+	if r, ok := oc.takeReturn(topic, id); ok {
+		return fmt.Errorf("message %s: %w: exchange %s has no binding for routing key %s (%d %s); a consumer group must subscribe once, or be listed in publisher.declare_groups, before messages for it are kept",
+			id, ErrUnroutable, exchange, topic, r.ReplyCode, r.ReplyText)
+	}
+	return nil
 }
 
-func drainReturns(pc *pubChannel, returned map[string]amqp.Return) {
-	for {
-		select {
-		case r, ok := <-pc.returns:
-			if !ok {
-				pc.returns = nil
-				return
-			}
-			returned[r.MessageId] = r
-		default:
-			return
+// channel returns a live channel of the pool, round robin, opening it on the current
+// connection when it is new, closed or from an older connection.
+func (p *publisher) channel() (*openChannel, error) {
+	slot := p.slots[p.next.Add(1)%uint64(len(p.slots))]
+	slot.mu.Lock()
+	defer slot.mu.Unlock()
+	conn, gen, _, err := p.conn.current()
+	if err != nil {
+		return nil, err
+	}
+	if oc := slot.open; oc != nil && !oc.ch.IsClosed() && oc.gen == gen {
+		return oc, nil
+	}
+	if slot.open != nil {
+		slot.open.close()
+		slot.open = nil
+	}
+	ch, err := p.conn.openChannel(conn)
+	if err != nil {
+		return nil, err
+	}
+	if p.cfg.Confirms {
+		if err := ch.Confirm(false); err != nil {
+			_ = ch.Close()
+			return nil, fmt.Errorf("put channel in confirm mode: %w", err)
 		}
 	}
+	slot.open = newOpenChannel(ch, gen, p.cfg.Mandatory)
+	return slot.open, nil
 }
 
-// prepare makes sure pc has an open channel on the current connection, and that topic's
-// exchange and the declared groups' queues exist.
-func (p *publisher) prepare(pc *pubChannel, topic string) error {
+// prepare declares topic's exchange and the declared groups' queues once per connection, on a
+// channel of its own so that a refused declaration cannot close a publishing channel.
+func (p *publisher) prepare(topic string) error {
 	conn, gen, _, err := p.conn.current()
 	if err != nil {
 		return err
 	}
-	if pc.ch != nil && (pc.ch.IsClosed() || pc.gen != gen) {
-		p.discard(pc)
+	p.declMu.Lock()
+	defer p.declMu.Unlock()
+	if p.declGen != gen {
+		p.declGen, p.declared = gen, map[string]bool{}
 	}
-	if pc.ch == nil {
-		ch, err := p.conn.openChannel(conn)
-		if err != nil {
-			return err
-		}
-		if p.cfg.Confirms {
-			if err := ch.Confirm(false); err != nil {
-				_ = ch.Close()
-				return fmt.Errorf("put channel in confirm mode: %w", err)
-			}
-			pc.returns = ch.NotifyReturn(make(chan amqp.Return, 2*confirmWindow))
-		}
-		pc.ch, pc.gen, pc.declared = ch, gen, map[string]bool{}
-	}
-	if pc.declared[topic] {
+	if p.declared[topic] {
 		return nil
 	}
-	if err := p.declareFor(pc.ch, topic); err != nil {
-		p.discard(pc)
+	ch, err := p.conn.openChannel(conn)
+	if err != nil {
 		return err
 	}
-	pc.declared[topic] = true
+	defer func() {
+		if !ch.IsClosed() {
+			_ = ch.Close()
+		}
+	}()
+	if err := p.declareFor(ch, topic); err != nil {
+		return err
+	}
+	p.declared[topic] = true
 	return nil
 }
 
@@ -308,17 +302,6 @@ func (p *publisher) declareFor(ch *amqp.Channel, topic string) error {
 	return nil
 }
 
-// discard closes pc's channel so that the next call opens a fresh one.
-func (p *publisher) discard(pc *pubChannel) {
-	if pc.ch == nil {
-		return
-	}
-	if !pc.ch.IsClosed() {
-		_ = pc.ch.Close()
-	}
-	pc.ch, pc.returns, pc.declared = nil, nil, nil
-}
-
 // Close interrupts Publish calls still waiting (they fail with ErrPublisherClosed), waits for
 // them to return, and closes the channels and the publishing connection.
 func (p *publisher) Close() error {
@@ -331,8 +314,13 @@ func (p *publisher) Close() error {
 	p.mu.Unlock()
 	p.cancel()
 	p.inflight.Wait()
-	for range cap(p.slots) {
-		p.discard(<-p.slots)
+	for _, slot := range p.slots {
+		slot.mu.Lock()
+		if slot.open != nil {
+			slot.open.close()
+			slot.open = nil
+		}
+		slot.mu.Unlock()
 	}
 	return p.conn.Close()
 }
