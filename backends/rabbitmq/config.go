@@ -327,6 +327,9 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if c.Publisher.Mandatory && !c.Publisher.Confirms {
+		add("publisher.mandatory", "needs publisher.confirms: without confirms Publish returns before the broker could return an unroutable message")
+	}
 	if c.Publisher.Channels < 1 {
 		add("publisher.channels", "must be at least 1")
 	}
@@ -403,12 +406,19 @@ func (c *Config) amqpConfig(u amqp.URI) (amqp.Config, error) {
 	return ac, nil
 }
 
-// redactURLError returns err's text with the URL's password, if any, replaced.
+// redactURLError returns err's text with the URL's password, if any, replaced. The password is
+// cut out of the raw text by hand: a URL that fails to parse cannot be asked for it, and
+// net/url quotes the whole URL in its errors.
 func redactURLError(err error, raw string) string {
 	msg := err.Error()
-	if u, perr := url.Parse(raw); perr == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "[redacted]")
+	if _, rest, ok := strings.Cut(raw, "://"); ok {
+		if end := strings.IndexAny(rest, "/?#"); end >= 0 {
+			rest = rest[:end]
+		}
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			if _, pw, ok := strings.Cut(rest[:at], ":"); ok && pw != "" {
+				msg = strings.ReplaceAll(msg, pw, "[redacted]")
+			}
 		}
 	}
 	return msg

@@ -82,7 +82,9 @@ func (s *subscriber) SubscribeInitialize(topic string) error {
 	if err := s.topo.checkTopic(topic); err != nil {
 		return err
 	}
-	ch, err := s.conn.Channel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ch, err := s.conn.Channel(ctx)
 	if err != nil {
 		return err
 	}
