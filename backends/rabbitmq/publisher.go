@@ -180,7 +180,7 @@ func (p *publisher) publishOnce(ctx context.Context, topic string, msgs []*messa
 		dc, err := oc.ch.PublishWithDeferredConfirm(exchange, topic, p.cfg.Mandatory, false, pubs[i])
 		if err != nil {
 			oc.close()
-			return confirmed, fmt.Errorf("send message %s: %w", msgs[i].UUID, err)
+			return confirmed, fmt.Errorf("send: %w", err)
 		}
 		if !p.cfg.Confirms {
 			confirmed++
@@ -198,26 +198,27 @@ func (p *publisher) publishOnce(ctx context.Context, topic string, msgs []*messa
 }
 
 // awaitConfirm waits for the confirm of message id and checks that the broker did not return it.
+// Its errors are about that message; Publish names it.
 func (p *publisher) awaitConfirm(ctx context.Context, oc *openChannel, topic, exchange, id string, dc *amqp.DeferredConfirmation) error {
 	select {
 	case <-dc.Done():
 	case <-ctx.Done():
-		return fmt.Errorf("message %s: waiting for the broker's confirm: %w", id, context.Cause(ctx))
+		return fmt.Errorf("waiting for the broker's confirm: %w", context.Cause(ctx))
 	}
 	if !dc.Acked() {
 		// amqp091 nacks every pending confirm when the channel closes: tell that from a
 		// broker's nack.
 		if oc.ch.IsClosed() {
-			return fmt.Errorf("message %s: %w", id, errChannelLost)
+			return errChannelLost
 		}
-		return fmt.Errorf("message %s: %w", id, ErrNacked)
+		return ErrNacked
 	}
 	if !p.cfg.Mandatory {
 		return nil
 	}
 	if r, ok := oc.takeReturn(topic, id); ok {
-		return fmt.Errorf("message %s: %w: exchange %s has no binding for routing key %s (%d %s); a consumer group must subscribe once, or be listed in publisher.declare_groups, before messages for it are kept",
-			id, ErrUnroutable, exchange, topic, r.ReplyCode, r.ReplyText)
+		return fmt.Errorf("%w: exchange %s has no binding for routing key %s (%d %s); a consumer group must subscribe once, or be listed in publisher.declare_groups, before messages for it are kept",
+			ErrUnroutable, exchange, topic, r.ReplyCode, r.ReplyText)
 	}
 	return nil
 }

@@ -352,3 +352,29 @@ func TestQueueArgumentMismatchIsExplained(t *testing.T) {
 	assert.Contains(t, err.Error(), "PRECONDITION_FAILED")
 	assert.Contains(t, err.Error(), "align queue.type")
 }
+
+// consumer_group "" gives each subscription a private queue: both get every message, and the
+// capabilities say that neither groups nor persistence hold.
+func TestEmptyGroupGivesPrivateQueues(t *testing.T) {
+	url := brokerURL(t)
+	cfg := testConfig(url)
+	cfg.ConsumerGroup = ""
+	b := openBackend(t, cfg)
+	assert.False(t, b.Capabilities().ConsumerGroups)
+	assert.False(t, b.Capabilities().Persistence)
+	topic := uniqueTopic("private")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	first, err := b.Subscriber.Subscribe(ctx, topic)
+	require.NoError(t, err)
+	second, err := b.Subscriber.Subscribe(ctx, topic)
+	require.NoError(t, err)
+	require.NoError(t, b.Publish(ctx, topic, bus.Event{ID: "to-both", Type: "t", Source: "s"}))
+	for _, msgs := range []<-chan *message.Message{first, second} {
+		m := receive(t, ctx, msgs)
+		assert.Equal(t, "to-both", m.UUID)
+		pos, _ := bus.PositionOf(m)
+		assert.True(t, strings.HasPrefix(pos.Queue, "amq.gen-"), "server-named queue, got %q", pos.Queue)
+		m.Ack()
+	}
+}
