@@ -252,6 +252,9 @@ func (sub *subscription) consume(ctx context.Context, c *consumer) error {
 		case <-s.closing:
 			done()
 			return nil
+		case e := <-c.closes:
+			done() // not handed out; the broker requeues it with the channel
+			return channelError(e)
 		}
 		handed.Add(1)
 		go func() {
