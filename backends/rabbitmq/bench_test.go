@@ -7,7 +7,9 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
@@ -220,4 +222,136 @@ func BenchmarkConsume(b *testing.B) {
 		})
 	}
 	r.log(b, "raw-amqp091-prefetch-100")
+}
+
+// BenchmarkPublishRatio alternates rounds of the raw reference and of the driver (256
+// goroutines publishing one message per call, as many in flight as the reference's window) and
+// reports their rates and the ratio. Alternating keeps the comparison fair on a machine whose
+// load changes while it runs. One iteration is one round of each:
+//
+//	go test -run '^$' -bench Ratio -benchtime 5x ./backends/rabbitmq/
+func BenchmarkPublishRatio(b *testing.B) {
+	url := brokerURL(b)
+	const perRound, goroutines = 4000, 256
+	rawTopic, ebTopic := uniqueTopic("ratio-raw"), uniqueTopic("ratio-eb")
+	ch := benchQueue(b, url, "bench."+rawTopic, rawTopic)
+	benchQueue(b, url, "bench."+ebTopic, ebTopic)
+	require.NoError(b, ch.Confirm(false))
+	cfg := testConfig(url)
+	cfg.Publisher.DeclareConsumerGroup = false
+	bb := openBackend(b, cfg)
+
+	var rawTime, ebTime time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		rawPublishConfirming(b, ch, rawTopic, perRound, goroutines)
+		rawTime += time.Since(start)
+
+		start = time.Now()
+		var wg sync.WaitGroup
+		work := make(chan struct{}, perRound)
+		for range perRound {
+			work <- struct{}{}
+		}
+		close(work)
+		for range goroutines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range work {
+					if err := bb.Publisher.Publish(ebTopic, message.NewMessage(watermill.NewUUID(), benchPayload)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		ebTime += time.Since(start)
+	}
+	n := float64(b.N * perRound)
+	raw, eb := n/rawTime.Seconds(), n/ebTime.Seconds()
+	b.ReportMetric(raw, "raw-msgs/s")
+	b.ReportMetric(eb, "eventbus-msgs/s")
+	b.ReportMetric(eb/raw, "ratio")
+}
+
+// rawPublishConfirming is rawPublish on a channel already in confirm mode.
+func rawPublishConfirming(b *testing.B, ch *amqp.Channel, topic string, n, window int) {
+	b.Helper()
+	pending := make([]*amqp.DeferredConfirmation, 0, window)
+	flush := func() {
+		for _, dc := range pending {
+			if !dc.Wait() {
+				b.Fatal("raw publish nacked")
+			}
+		}
+		pending = pending[:0]
+	}
+	for i := range n {
+		dc, err := ch.PublishWithDeferredConfirm("eventbus", topic, false, false, amqp.Publishing{
+			DeliveryMode: amqp.Persistent, MessageId: fmt.Sprint(i), Body: benchPayload,
+		})
+		require.NoError(b, err)
+		pending = append(pending, dc)
+		if len(pending) == window {
+			flush()
+		}
+	}
+	flush()
+}
+
+// BenchmarkConsumeRatio alternates rounds of consuming a backlog with raw amqp091-go (prefetch
+// 100, an ack per message) and with the driver's defaults (prefetch 100, one message handed
+// out at a time), and reports their rates and the ratio.
+func BenchmarkConsumeRatio(b *testing.B) {
+	url := brokerURL(b)
+	const perRound = 4000
+	topic := uniqueTopic("ratio-consume")
+	group := "bench-" + watermill.NewShortUUID()
+	rawQueue := "bench." + topic
+	ch := benchQueue(b, url, rawQueue, topic)
+	benchQueue(b, url, group+"."+topic, topic) // both queues get every message
+	require.NoError(b, ch.Confirm(false))
+	require.NoError(b, ch.Qos(100, 0, false))
+	cfg := testConfig(url)
+	cfg.ConsumerGroup = group
+	bb := openBackend(b, cfg)
+
+	var rawTime, ebTime time.Duration
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		rawPublishConfirming(b, ch, topic, perRound, 256)
+		b.StartTimer()
+
+		start := time.Now()
+		ctx, cancel := context.WithCancel(context.Background())
+		deliveries, err := ch.ConsumeWithContext(ctx, rawQueue, "", false, false, false, false, nil)
+		require.NoError(b, err)
+		for range perRound {
+			require.NoError(b, (<-deliveries).Ack(false))
+		}
+		cancel()
+		rawTime += time.Since(start)
+
+		start = time.Now()
+		ctx, cancel = context.WithCancel(context.Background())
+		msgs, err := bb.Subscriber.Subscribe(ctx, topic)
+		require.NoError(b, err)
+		for range perRound {
+			(<-msgs).Ack()
+		}
+		cancel()
+		for range msgs {
+			// Wait for the subscription to close: its unacked prefetch goes back to the queue.
+		}
+		ebTime += time.Since(start)
+	}
+	n := float64(b.N * perRound)
+	raw, eb := n/rawTime.Seconds(), n/ebTime.Seconds()
+	b.ReportMetric(raw, "raw-msgs/s")
+	b.ReportMetric(eb, "eventbus-msgs/s")
+	b.ReportMetric(eb/raw, "ratio")
 }

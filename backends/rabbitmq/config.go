@@ -142,8 +142,9 @@ type PublisherConfig struct {
 	// returned by the broker and Publish fails with ErrUnroutable, instead of RabbitMQ dropping
 	// it silently. Default: true.
 	Mandatory bool `yaml:"mandatory"`
-	// Channels is the size of the pool of publishing channels. Publish calls use them
-	// concurrently; each channel carries one Publish call at a time. Default: 8.
+	// Channels is the size of the pool of publishing channels. Concurrent Publish calls share
+	// them round robin, each pipelining its messages on one channel, so messages in flight grow
+	// with the callers, not with the pool. Default: 8.
 	Channels int `yaml:"channels"`
 	// Timeout bounds a Publish whose context has no deadline: while the broker is unreachable,
 	// Publish retries with the reconnect backoff until the context's deadline, or this long.
