@@ -378,3 +378,33 @@ func TestEmptyGroupGivesPrivateQueues(t *testing.T) {
 		m.Ack()
 	}
 }
+
+// With max_in_flight N the subscriber hands out N messages before any is acked (Pipelining),
+// and not one more.
+func TestMaxInFlightBoundsPipelining(t *testing.T) {
+	cfg := testConfig(brokerURL(t))
+	cfg.Consumer.MaxInFlight = 5
+	b := openBackend(t, cfg, bus.Require(bus.Pipelining))
+	topic := uniqueTopic("pipelined")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	msgs, err := b.Subscriber.Subscribe(ctx, topic)
+	require.NoError(t, err)
+	for i := range 8 {
+		require.NoError(t, b.Publish(ctx, topic, bus.Event{ID: fmt.Sprint(i), Type: "t", Source: "s"}))
+	}
+	var held []*message.Message
+	for range 5 {
+		held = append(held, receive(t, ctx, msgs))
+	}
+	expectNothing(t, msgs, 300*time.Millisecond)
+	held[2].Ack()
+	sixth := receive(t, ctx, msgs)
+	assert.Equal(t, "5", sixth.UUID)
+	sixth.Ack()
+	for _, m := range append(held[:2], held[3:]...) {
+		m.Ack()
+	}
+	receive(t, ctx, msgs).Ack()
+	receive(t, ctx, msgs).Ack()
+}
