@@ -39,6 +39,11 @@ type Options struct {
 	ConsumerGroup string
 	// StartFrom replaces the backend's configured start position for new consumer groups.
 	StartFrom StartFrom
+	// TemporaryGroup marks ConsumerGroup as throwaway (a CLI session, a demo run): the backend
+	// may let the broker drop the group's state once it has gone unused for a while, instead of
+	// keeping it, and collecting messages for it, forever. Kafka ignores it; RabbitMQ puts an
+	// expiry on the group's queues.
+	TemporaryGroup bool
 	// Logger receives the bus's and the Watermill adapter's logs. Default: slog.Default().
 	Logger *slog.Logger
 	// Require lists capabilities the caller depends on; Open fails with ErrNotSupported when the
@@ -53,6 +58,12 @@ type Option func(*Options)
 
 // WithConsumerGroup subscribes in the named consumer group instead of the configured one.
 func WithConsumerGroup(group string) Option { return func(o *Options) { o.ConsumerGroup = group } }
+
+// WithTemporaryGroup subscribes in the named consumer group and marks it as throwaway (see
+// Options.TemporaryGroup). Use it for groups made up per run, never for a service's group.
+func WithTemporaryGroup(group string) Option {
+	return func(o *Options) { o.ConsumerGroup, o.TemporaryGroup = group, true }
+}
 
 // WithStartFrom sets where a new consumer group starts reading.
 func WithStartFrom(s StartFrom) Option { return func(o *Options) { o.StartFrom = s } }

@@ -62,9 +62,11 @@ func runConsume(g *globals, f *consumeFlags, cmd *cobra.Command) error {
 	if f.count < 0 {
 		return fmt.Errorf("--count %d: must not be negative", f.count)
 	}
-	group := f.group
-	if group == "" {
-		group = "eventbus-cli-" + watermill.NewShortUUID()
+	group := bus.WithConsumerGroup(f.group)
+	if f.group == "" {
+		// A group of its own, marked temporary so brokers that keep state per group (a
+		// RabbitMQ queue) can drop it once this session is gone.
+		group = bus.WithTemporaryGroup("eventbus-cli-" + watermill.NewShortUUID())
 	}
 	cfg, err := g.loadConfig(cmd)
 	if err != nil {
@@ -74,7 +76,7 @@ func runConsume(g *globals, f *consumeFlags, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	b, err := bus.Open(cmd.Context(), cfg, bus.WithLogger(logger), bus.WithConsumerGroup(group), bus.WithStartFrom(from))
+	b, err := bus.Open(cmd.Context(), cfg, bus.WithLogger(logger), group, bus.WithStartFrom(from))
 	if err != nil {
 		return err
 	}

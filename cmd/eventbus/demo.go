@@ -97,7 +97,7 @@ type sample struct {
 }
 
 func (d *demo) run(ctx context.Context, cmd *cobra.Command, cfg *config.Config, logger *slog.Logger) error {
-	b, err := bus.Open(ctx, cfg, bus.WithLogger(logger), bus.WithConsumerGroup("eventbus-demo-"+d.runID), bus.WithStartFrom(bus.StartOldest))
+	b, err := bus.Open(ctx, cfg, bus.WithLogger(logger), bus.WithTemporaryGroup("eventbus-demo-"+d.runID), bus.WithStartFrom(bus.StartOldest))
 	if err != nil {
 		return err
 	}

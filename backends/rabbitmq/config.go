@@ -1,0 +1,461 @@
+package rabbitmq
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/eventbus-go/eventbus/config"
+)
+
+// Config is the rabbitmq: section of the config file. Every field's comment gives its default;
+// the defaults are the safe choice (durable quorum queues, persistent messages, publisher
+// confirms, a pool of confirming channels), not the fastest one.
+type Config struct {
+	// URL is amqp://user:password@host:port/vhost or amqps://... (the default vhost "/" is
+	// written %2f). When set it replaces Host, Port, VHost, Username and Password. It may hold a
+	// password, so it is a secret: give it as ${VAR} and it is redacted by `config print`.
+	// Default: "" (use the fields below).
+	URL config.Secret `yaml:"url"`
+	// Host of the broker. Default: "127.0.0.1".
+	Host string `yaml:"host"`
+	// Port of the broker's AMQP listener. Default: 5672 (the TLS listener is usually 5671).
+	Port int `yaml:"port"`
+	// VHost is the virtual host. Default: "/".
+	VHost string `yaml:"vhost"`
+	// Username for PLAIN authentication. Default: "guest" (which RabbitMQ accepts only from
+	// localhost).
+	Username string `yaml:"username"`
+	// Password for PLAIN authentication; give it as ${VAR} or ${file:PATH}. Default: "guest".
+	Password config.Secret `yaml:"password"`
+	// ConnectionName is shown for this client's connections in rabbitmqctl list_connections and
+	// the management UI. Default: "eventbus".
+	ConnectionName string `yaml:"connection_name"`
+	// Heartbeat is the AMQP heartbeat interval the client asks for; a dead peer is noticed after
+	// about two of them. Default: 10s.
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	// DialTimeout bounds the TCP connect plus the TLS and AMQP handshakes. Default: 10s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// TLS configures amqps. An amqps:// URL turns it on as well. Default: off.
+	TLS config.TLS `yaml:"tls"`
+	// Reconnect is the backoff between attempts to reconnect after the connection is lost.
+	Reconnect ReconnectConfig `yaml:"reconnect"`
+
+	// ConsumerGroup names the group subscribers join: each topic gets one queue per group, so
+	// every group gets every message and instances of one group share the work. "" gives every
+	// subscription a private, exclusive, auto-deleted queue that exists only while it is
+	// connected (messages published meanwhile are lost: for tooling, not services).
+	// Default: "eventbus".
+	ConsumerGroup string `yaml:"consumer_group"`
+
+	Exchange  ExchangeConfig  `yaml:"exchange"`
+	Queue     QueueConfig     `yaml:"queue"`
+	Stream    StreamConfig    `yaml:"stream"`
+	Publisher PublisherConfig `yaml:"publisher"`
+	Consumer  ConsumerConfig  `yaml:"consumer"`
+}
+
+// ReconnectConfig is rabbitmq.reconnect: exponential backoff with jitter.
+type ReconnectConfig struct {
+	// InitialInterval is the wait before the first reconnect attempt. Default: 100ms.
+	InitialInterval time.Duration `yaml:"initial_interval"`
+	// MaxInterval caps the wait between attempts. Default: 5s.
+	MaxInterval time.Duration `yaml:"max_interval"`
+}
+
+// ExchangeConfig is rabbitmq.exchange: where Publish sends messages. The routing key is always
+// the topic.
+type ExchangeConfig struct {
+	// Name of the exchange. "{topic}" in it is replaced by the topic, giving one exchange per
+	// topic. Default: "eventbus", one exchange for every topic, routing by topic.
+	Name string `yaml:"name"`
+	// Type is "topic", "direct" or "fanout" (fanout needs "{topic}" in Name). Default: "topic".
+	Type string `yaml:"type"`
+	// Durable exchanges survive a broker restart. Default: true.
+	Durable bool `yaml:"durable"`
+}
+
+// QueueConfig is rabbitmq.queue: the queue of each (topic, consumer group).
+type QueueConfig struct {
+	// Type is "quorum" (replicated, the durable choice RabbitMQ recommends), "classic", or
+	// "stream" (an append-only log per topic that consumers read from an offset: the only type
+	// that can replay; see StreamConfig). Default: "quorum".
+	Type string `yaml:"type"`
+	// Name of a group's queue; must hold "{topic}" and "{group}". Default: "{group}.{topic}".
+	Name string `yaml:"name"`
+	// Durable queues survive a broker restart; quorum and stream queues always are.
+	// Default: true.
+	Durable bool `yaml:"durable"`
+	// SingleActiveConsumer sets x-single-active-consumer: of the group's instances only one
+	// consumes at a time and the others stand by, so messages are handled in publish order
+	// across instances (per-key ordering), at the price of parallelism. Default: false.
+	SingleActiveConsumer bool `yaml:"single_active_consumer"`
+	// TemporaryGroupExpiry is the x-expires put on the queues of a group the caller marked as
+	// temporary (bus.WithTemporaryGroup: the CLI's own groups, the demo's): RabbitMQ deletes
+	// such a queue once it has had no consumer for this long. Queues of other groups never
+	// expire. Default: 30m.
+	TemporaryGroupExpiry time.Duration `yaml:"temporary_group_expiry"`
+	// Arguments are further x-arguments for queue.declare, e.g. {x-max-length: 100000,
+	// x-overflow: reject-publish} or {x-delivery-limit: 20, x-dead-letter-exchange: dlx}. Every
+	// instance must declare the same ones. x-queue-type and x-single-active-consumer are set
+	// by Type and SingleActiveConsumer. Default: none.
+	Arguments map[string]any `yaml:"arguments"`
+}
+
+// StreamConfig is rabbitmq.stream: settings for queue type "stream".
+type StreamConfig struct {
+	// Name of a topic's stream; must hold "{topic}". Every consumer group reads the same stream.
+	// Default: "{topic}".
+	Name string `yaml:"name"`
+	// StartFrom is where a subscription starts reading: "oldest" (x-stream-offset first) or
+	// "newest" (next). AMQP consumers of a stream have no stored offset, so every subscription
+	// starts here: oldest re-reads the retained history on each start (duplicates, never loss).
+	// Default: "oldest".
+	StartFrom string `yaml:"start_from"`
+	// MaxAge is the retention by age (x-max-age); 0 keeps data until MaxBytes is reached.
+	// Default: 168h (7 days, like Kafka's default retention).
+	MaxAge time.Duration `yaml:"max_age"`
+	// MaxBytes is the retention by size (x-max-length-bytes); 0 means no size limit.
+	// Default: 0.
+	MaxBytes int64 `yaml:"max_bytes"`
+}
+
+// PublisherConfig is rabbitmq.publisher.
+type PublisherConfig struct {
+	// Confirms puts publishing channels in confirm mode: Publish returns only after the broker
+	// has taken responsibility for every message (written persistent messages to disk, or to a
+	// quorum of replicas). Off, a publish can "succeed" while the broker never stored it.
+	// Default: true.
+	Confirms bool `yaml:"confirms"`
+	// Persistent marks messages persistent (delivery mode 2) so durable queues keep them across
+	// a restart. Default: true.
+	Persistent bool `yaml:"persistent"`
+	// Mandatory publishes with the mandatory flag: a message that no queue is bound to take is
+	// returned by the broker and Publish fails with ErrUnroutable, instead of RabbitMQ dropping
+	// it silently. Default: true.
+	Mandatory bool `yaml:"mandatory"`
+	// Channels is the size of the pool of publishing channels. Concurrent Publish calls share
+	// them round robin, each pipelining its messages on one channel, so messages in flight grow
+	// with the callers, not with the pool. Default: 8.
+	Channels int `yaml:"channels"`
+	// Timeout bounds a Publish whose context has no deadline: while the broker is unreachable,
+	// Publish retries with the reconnect backoff until the context's deadline, or this long.
+	// Default: 30s.
+	Timeout time.Duration `yaml:"timeout"`
+	// DeclareConsumerGroup makes Publish declare and bind the queue of ConsumerGroup for each
+	// topic before the first message, so messages wait for that group even before it first
+	// subscribes. Turn it off on a service that publishes topics its own group never reads, or
+	// that queue fills up. Default: true.
+	DeclareConsumerGroup bool `yaml:"declare_consumer_group"`
+	// DeclareGroups lists further consumer groups whose queues Publish declares, so messages
+	// wait for them even before they first subscribe. Default: none.
+	DeclareGroups []string `yaml:"declare_groups"`
+}
+
+// ConsumerConfig is rabbitmq.consumer.
+type ConsumerConfig struct {
+	// Prefetch is the channel's QoS prefetch count: how many unacked messages the broker sends
+	// ahead, so the next message is already here when a handler acks. Default: 100.
+	Prefetch int `yaml:"prefetch"`
+	// MaxInFlight is how many messages the subscriber hands out before earlier ones are acked.
+	// 1 (the default) hands them out one at a time, in queue order; more lets the router run
+	// that many handlers at once (each message is acked on its own), and declares the
+	// Pipelining capability. At most Prefetch. Default: 1.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// NackDelay is the pause before a nacked message goes back: requeued to the broker (which
+	// may give it to another instance), or, with a single active consumer or a stream, handed
+	// out again in place so that order is kept. Default: 100ms.
+	NackDelay time.Duration `yaml:"nack_delay"`
+}
+
+// Queue types.
+const (
+	QueueClassic = "classic"
+	QueueQuorum  = "quorum"
+	QueueStream  = "stream"
+)
+
+// DefaultConfig returns the configuration used when the file has no rabbitmq: section.
+func DefaultConfig() *Config {
+	return &Config{
+		Host:           "127.0.0.1",
+		Port:           5672,
+		VHost:          "/",
+		Username:       "guest",
+		Password:       "guest",
+		ConnectionName: "eventbus",
+		Heartbeat:      10 * time.Second,
+		DialTimeout:    10 * time.Second,
+		Reconnect:      ReconnectConfig{InitialInterval: 100 * time.Millisecond, MaxInterval: 5 * time.Second},
+		ConsumerGroup:  "eventbus",
+		Exchange:       ExchangeConfig{Name: "eventbus", Type: "topic", Durable: true},
+		Queue: QueueConfig{
+			Type:                 QueueQuorum,
+			Name:                 "{group}.{topic}",
+			Durable:              true,
+			TemporaryGroupExpiry: 30 * time.Minute,
+		},
+		Stream: StreamConfig{Name: "{topic}", StartFrom: "oldest", MaxAge: 7 * 24 * time.Hour},
+		Publisher: PublisherConfig{
+			Confirms:             true,
+			Persistent:           true,
+			Mandatory:            true,
+			Channels:             8,
+			Timeout:              30 * time.Second,
+			DeclareConsumerGroup: true,
+		},
+		Consumer: ConsumerConfig{Prefetch: 100, MaxInFlight: 1, NackDelay: 100 * time.Millisecond},
+	}
+}
+
+// reservedArguments are set from typed fields; giving them in queue.arguments would let the two
+// disagree.
+var reservedArguments = map[string]string{
+	"x-queue-type":             "queue.type",
+	"x-single-active-consumer": "queue.single_active_consumer",
+	"x-expires":                "queue.temporary_group_expiry (for temporary groups)",
+}
+
+// Validate reports every problem with paths relative to the rabbitmq: section.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(path, format string, args ...any) { errs = append(errs, config.Invalid(path, format, args...)) }
+
+	if c.URL != "" {
+		u, err := amqp.ParseURI(c.URL.Value())
+		if err != nil {
+			// amqp's message may quote the URL; say what is wrong without the secret.
+			add("url", "not an amqp:// or amqps:// URL (%s)", redactURLError(err, c.URL.Value()))
+		} else if u.Host == "" {
+			add("url", "has no host")
+		}
+	} else {
+		if c.Host == "" {
+			add("host", "must not be empty (or give url)")
+		}
+		if c.Port < 1 || c.Port > 65535 {
+			add("port", "%d: must be from 1 to 65535", c.Port)
+		}
+		if c.VHost == "" {
+			add("vhost", `must not be empty; the default vhost is "/"`)
+		}
+		if c.Username == "" {
+			add("username", "must not be empty")
+		}
+	}
+	for _, f := range []struct {
+		path string
+		d    time.Duration
+	}{
+		{"heartbeat", c.Heartbeat}, {"dial_timeout", c.DialTimeout},
+		{"reconnect.initial_interval", c.Reconnect.InitialInterval}, {"reconnect.max_interval", c.Reconnect.MaxInterval},
+		{"publisher.timeout", c.Publisher.Timeout}, {"queue.temporary_group_expiry", c.Queue.TemporaryGroupExpiry},
+	} {
+		if f.d <= 0 {
+			add(f.path, "must be positive")
+		}
+	}
+	if c.Reconnect.MaxInterval < c.Reconnect.InitialInterval {
+		add("reconnect.max_interval", "must be at least reconnect.initial_interval (%s)", c.Reconnect.InitialInterval)
+	}
+	if c.Queue.TemporaryGroupExpiry > 0 && c.Queue.TemporaryGroupExpiry < time.Second {
+		add("queue.temporary_group_expiry", "must be at least 1s")
+	}
+
+	switch c.Exchange.Type {
+	case "topic", "direct":
+	case "fanout":
+		if !strings.Contains(c.Exchange.Name, "{topic}") {
+			add("exchange.type", `fanout sends every message to every bound queue: give exchange.name a "{topic}" so each topic has its own exchange`)
+		}
+	default:
+		add("exchange.type", "%q: want topic, direct or fanout", c.Exchange.Type)
+	}
+	if c.Exchange.Name == "" {
+		add("exchange.name", `must not be empty (RabbitMQ's default exchange cannot be bound); e.g. "eventbus" or "{topic}"`)
+	} else if strings.HasPrefix(c.Exchange.Name, "amq.") {
+		add("exchange.name", "%q: names starting with amq. are reserved by RabbitMQ", c.Exchange.Name)
+	}
+
+	switch c.Queue.Type {
+	case QueueClassic:
+	case QueueQuorum, QueueStream:
+		if !c.Queue.Durable {
+			add("queue.durable", "%s queues are always durable: set durable: true or type: classic", c.Queue.Type)
+		}
+	default:
+		add("queue.type", "%q: want quorum, classic or stream", c.Queue.Type)
+	}
+	if c.Queue.Type == QueueStream {
+		if !strings.Contains(c.Stream.Name, "{topic}") {
+			add("stream.name", `%q must contain "{topic}"`, c.Stream.Name)
+		}
+		if c.Queue.SingleActiveConsumer {
+			add("queue.single_active_consumer", "is not available for stream queues over AMQP; a stream is read in order by every subscriber anyway")
+		}
+	} else if !strings.Contains(c.Queue.Name, "{topic}") || !strings.Contains(c.Queue.Name, "{group}") {
+		add("queue.name", `%q must contain "{topic}" and "{group}", or topics and groups would share a queue`, c.Queue.Name)
+	}
+	if c.Stream.StartFrom != "oldest" && c.Stream.StartFrom != "newest" {
+		add("stream.start_from", "%q: want oldest or newest", c.Stream.StartFrom)
+	}
+	if c.Stream.MaxAge < 0 {
+		add("stream.max_age", "must not be negative")
+	}
+	if c.Stream.MaxBytes < 0 {
+		add("stream.max_bytes", "must not be negative")
+	}
+	keys := make([]string, 0, len(c.Queue.Arguments))
+	for k := range c.Queue.Arguments {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if field, ok := reservedArguments[k]; ok {
+			add("queue.arguments."+k, "is set by %s; remove it here", field)
+			continue
+		}
+		if _, err := toTable(map[string]any{k: c.Queue.Arguments[k]}); err != nil {
+			add("queue.arguments."+k, "%v", err)
+		}
+	}
+
+	if c.Publisher.Mandatory && !c.Publisher.Confirms {
+		add("publisher.mandatory", "needs publisher.confirms: without confirms Publish returns before the broker could return an unroutable message")
+	}
+	if c.Publisher.Channels < 1 {
+		add("publisher.channels", "must be at least 1")
+	}
+	for i, g := range c.Publisher.DeclareGroups {
+		if g == "" {
+			add("publisher.declare_groups["+strconv.Itoa(i)+"]", "must not be empty")
+		}
+	}
+	if c.Consumer.Prefetch < 1 {
+		add("consumer.prefetch", "must be at least 1 (0 would mean unlimited, which lets one consumer take a whole backlog)")
+	}
+	if c.Consumer.MaxInFlight < 1 {
+		add("consumer.max_in_flight", "must be at least 1")
+	} else if c.Consumer.Prefetch >= 1 && c.Consumer.MaxInFlight > c.Consumer.Prefetch {
+		add("consumer.max_in_flight", "%d: must be at most consumer.prefetch (%d)", c.Consumer.MaxInFlight, c.Consumer.Prefetch)
+	}
+	if c.Consumer.NackDelay < 0 {
+		add("consumer.nack_delay", "must not be negative")
+	}
+	errs = append(errs, config.Nest("tls", c.TLS.Validate()))
+	return errors.Join(errs...)
+}
+
+// uri returns the AMQP URI to dial, built from URL or from the separate fields.
+func (c *Config) uri() (amqp.URI, error) {
+	if c.URL != "" {
+		u, err := amqp.ParseURI(c.URL.Value())
+		if err != nil {
+			return amqp.URI{}, fmt.Errorf("url: %s", redactURLError(err, c.URL.Value()))
+		}
+		return u, nil
+	}
+	scheme := "amqp"
+	if c.TLS.Enabled {
+		scheme = "amqps"
+	}
+	return amqp.URI{
+		Scheme: scheme, Host: c.Host, Port: c.Port, Vhost: c.VHost,
+		Username: c.Username, Password: c.Password.Value(),
+	}, nil
+}
+
+// endpoint names the broker for logs and errors, without credentials.
+func endpoint(u amqp.URI) string {
+	vhost := u.Vhost
+	if vhost == "" {
+		vhost = "/"
+	}
+	return fmt.Sprintf("%s://%s/%s", u.Scheme, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)), url.PathEscape(vhost))
+}
+
+// amqpConfig translates c into amqp091's dial configuration.
+func (c *Config) amqpConfig(u amqp.URI) (amqp.Config, error) {
+	props := amqp.NewConnectionProperties()
+	props.SetClientConnectionName(c.ConnectionName)
+	ac := amqp.Config{
+		SASL:       []amqp.Authentication{&amqp.PlainAuth{Username: u.Username, Password: u.Password}},
+		Vhost:      u.Vhost,
+		Heartbeat:  c.Heartbeat,
+		Properties: props,
+		Dial:       amqp.DefaultDial(c.DialTimeout),
+	}
+	tc, err := c.TLS.Build()
+	if err != nil {
+		return amqp.Config{}, err
+	}
+	if tc == nil && u.Scheme == "amqps" {
+		tc = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if tc != nil && tc.ServerName == "" {
+		tc.ServerName = u.Host
+	}
+	ac.TLSClientConfig = tc
+	return ac, nil
+}
+
+// redactURLError returns err's text with the URL's password, if any, replaced. The password is
+// cut out of the raw text by hand: a URL that fails to parse cannot be asked for it, and
+// net/url quotes the whole URL in its errors.
+func redactURLError(err error, raw string) string {
+	msg := err.Error()
+	if _, rest, ok := strings.Cut(raw, "://"); ok {
+		if end := strings.IndexAny(rest, "/?#"); end >= 0 {
+			rest = rest[:end]
+		}
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			if _, pw, ok := strings.Cut(rest[:at], ":"); ok && pw != "" {
+				msg = strings.ReplaceAll(msg, pw, "[redacted]")
+			}
+		}
+	}
+	return msg
+}
+
+// toTable converts YAML-decoded values (map[string]any, []any, ints) into an amqp.Table and
+// checks that AMQP can carry them.
+func toTable(m map[string]any) (amqp.Table, error) {
+	t := amqp.Table{}
+	for k, v := range m {
+		t[k] = toAMQPValue(v)
+	}
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func toAMQPValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		t := amqp.Table{}
+		for k, e := range x {
+			t[k] = toAMQPValue(e)
+		}
+		return t
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = toAMQPValue(e)
+		}
+		return out
+	case uint:
+		return int64(x)
+	case uint64:
+		return int64(x)
+	}
+	return v
+}

@@ -1,0 +1,49 @@
+// Package rabbitmq is the eventbus driver for RabbitMQ, registered as backend "rabbitmq":
+// import it for its side effect and write `backend: rabbitmq` in the config file.
+//
+//	import _ "github.com/eventbus-go/eventbus/backends/rabbitmq"
+//
+// # Topology
+//
+// Publish sends to one exchange (rabbitmq.exchange.name, default "eventbus", type topic) with
+// the topic as routing key. Each consumer group has one queue per topic ("{group}.{topic}" by
+// default) bound to it with that routing key: every group gets every message, and the
+// instances of a group compete for the messages of its queue. Queues are quorum queues by
+// default (replicated and durable, as RabbitMQ recommends); classic queues and stream queues
+// are configurable.
+//
+// # Delivery semantics
+//
+//   - At-least-once. Publish returns after the broker's publisher confirm for every message,
+//     on a pool of confirming channels (rabbitmq.publisher). A message that no queue would take
+//     is returned by the broker (mandatory) and Publish fails with ErrUnroutable instead of the
+//     message being dropped. To keep messages for a group that has not subscribed yet, Publish
+//     declares the queue of the configured consumer group (publisher.declare_consumer_group)
+//     and of publisher.declare_groups.
+//   - While the broker is unreachable, Publish retries with backoff until its context's
+//     deadline, or publisher.timeout when the context has none, and then fails naming the first
+//     message not confirmed. A message whose confirm was lost with its connection is sent
+//     again: the broker may then hold it twice. Subscriptions re-subscribe after a lost
+//     connection; messages handed out and not acked are redelivered.
+//   - Order: RabbitMQ keeps a queue's order, but the competing instances of a group do not.
+//     With queue.single_active_consumer one instance consumes at a time and order holds per
+//     group (PerKeyOrdering); a nacked message is then handed out again in place. With
+//     consumer.max_in_flight above 1 the subscriber hands out that many messages at once
+//     (Pipelining).
+//   - Replay: classic and quorum queues forget acknowledged messages, so a new group sees only
+//     messages published after its queue was declared. Replay (bus.Replay) needs queue.type:
+//     stream: one stream per topic, read by each subscription from stream.start_from.
+//
+// # Connections
+//
+// The driver keeps two AMQP connections, one for publishing and one for consuming, on
+// github.com/rabbitmq/amqp091-go, and re-establishes them itself. It does not use
+// watermill-amqp's publisher, subscriber or ConnectionWrapper: in v3.1.0 the wrapper writes its
+// connected flag from the reconnect goroutine without a lock while Publish reads it (a data
+// race), and the publisher opens a channel per Publish and has confirms off by default.
+// Messages published by watermill-amqp are read (their UUID header is understood), and its
+// MetadataRedeliveredKey marks redelivered messages.
+//
+// Bus.As gives the live *amqp091.Connection used for publishing (it changes after a reconnect)
+// or the *rabbitmq.Connection that keeps it up.
+package rabbitmq

@@ -1,0 +1,135 @@
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/eventbus-go/eventbus/bus"
+)
+
+// Name is the backend's name in the config file.
+const Name = "rabbitmq"
+
+func init() { bus.Register(Name, driver{}) }
+
+type driver struct{}
+
+func (driver) DefaultConfig() any { return DefaultConfig() }
+
+func (driver) Open(ctx context.Context, raw any, o bus.Options) (*bus.Backend, error) {
+	c, ok := raw.(*Config)
+	if !ok {
+		return nil, fmt.Errorf("rabbitmq driver got config of type %T, want *rabbitmq.Config", raw)
+	}
+	cfg := *c
+	if o.ConsumerGroup != "" {
+		cfg.ConsumerGroup = o.ConsumerGroup
+	}
+	startFrom := cfg.Stream.StartFrom
+	if o.StartFrom != bus.StartDefault {
+		startFrom = string(o.StartFrom)
+	}
+	logger := o.Logger.With("backend", Name)
+
+	u, err := cfg.uri()
+	if err != nil {
+		return nil, err
+	}
+	ac, err := cfg.amqpConfig(u)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	pubConn, err := dialConnection("publish", u, ac, cfg.Reconnect, logger)
+	if err != nil {
+		return nil, err
+	}
+	subConn, err := dialConnection("consume", u, ac, cfg.Reconnect, logger)
+	if err != nil {
+		return nil, errors.Join(err, pubConn.Close())
+	}
+
+	topo := topology{cfg: &cfg}
+	var declare []groupQueue
+	if cfg.Publisher.DeclareConsumerGroup && cfg.ConsumerGroup != "" {
+		declare = append(declare, groupQueue{group: cfg.ConsumerGroup, temporary: o.TemporaryGroup})
+	}
+	for _, g := range cfg.Publisher.DeclareGroups {
+		if !slices.ContainsFunc(declare, func(d groupQueue) bool { return d.group == g }) {
+			declare = append(declare, groupQueue{group: g})
+		}
+	}
+	pub := newPublisher(pubConn, topo, cfg.Publisher, cfg.Reconnect, declare, logger)
+	sub := newSubscriber(subConn, topo, cfg.Consumer, cfg.Reconnect, cfg.ConsumerGroup, o.TemporaryGroup, startFrom, logger)
+	logger.Info("connected to RabbitMQ", "broker", pubConn.Endpoint(), "consumer_group", cfg.ConsumerGroup, "queue_type", cfg.Queue.Type)
+
+	return &bus.Backend{
+		Publisher:    pub,
+		Subscriber:   sub,
+		Capabilities: capabilities(&cfg),
+		As: func(target any) bool {
+			switch t := target.(type) {
+			case **amqp.Connection:
+				conn, err := pubConn.Current()
+				if err != nil {
+					return false
+				}
+				*t = conn
+				return true
+			case **Connection:
+				*t = pubConn
+				return true
+			case *[]string:
+				*t = []string{pubConn.Endpoint()}
+				return true
+			}
+			return false
+		},
+	}, nil
+}
+
+// capabilities declares what the backend, as configured, guarantees.
+func capabilities(cfg *Config) bus.Capabilities {
+	stream := cfg.Queue.Type == QueueStream
+	exclusive := cfg.ConsumerGroup == "" && !stream
+	caps := bus.Capabilities{
+		ConsumerGroups: !stream && !exclusive,
+		PerKeyOrdering: cfg.Queue.SingleActiveConsumer || stream,
+		Persistence:    cfg.Publisher.Confirms && cfg.Publisher.Persistent && cfg.Queue.Durable && cfg.Exchange.Durable && !exclusive,
+		Replay:         stream,
+		Pipelining:     cfg.Consumer.MaxInFlight > 1,
+		Notes:          map[bus.Capability]string{},
+	}
+	n := caps.Notes
+	switch {
+	case stream:
+		n[bus.ConsumerGroups] = "a stream queue is read whole by every subscriber; instances of a group do not share the work"
+		n[bus.PerKeyOrdering] = "a stream is read in publish order by each subscriber"
+		n[bus.Replay] = "from the oldest message the stream retains (x-stream-offset first); AMQP consumers keep no offset, so each subscription starts at stream.start_from"
+	case exclusive:
+		n[bus.ConsumerGroups] = "consumer_group is empty: each subscription has a private queue that lives only while it is connected"
+		n[bus.Persistence] = "consumer_group is empty: private queues are deleted with their connection"
+	default:
+		n[bus.PerKeyOrdering] = "only with queue.single_active_consumer: true (one instance of a group consumes at a time)"
+		n[bus.Replay] = "only with queue.type: stream; a classic or quorum queue forgets acknowledged messages, and a new group's queue holds only messages published after it was declared"
+	}
+	if !caps.Persistence && !exclusive {
+		n[bus.Persistence] = "needs publisher.confirms, publisher.persistent, queue.durable and exchange.durable all true"
+	} else if caps.Persistence && cfg.Queue.Type == QueueClassic {
+		n[bus.Persistence] = "a classic queue lives on one node: it survives a restart, not the node's loss; quorum queues are replicated"
+	}
+	if !caps.Pipelining {
+		n[bus.Pipelining] = "consumer.max_in_flight is 1: messages are handed out one at a time, each after the previous is acked; raise it to hand out more"
+	} else if caps.PerKeyOrdering {
+		n[bus.PerKeyOrdering] += "; with max_in_flight > 1 handlers run in parallel, so keep order per key with the ordering middleware"
+	}
+	n[bus.ReplayByTime] = "RabbitMQ streams accept a timestamp offset, but the bus API has no start time yet"
+	n[bus.NativeDelay] = "needs the delayed-message exchange plugin, which this backend does not use"
+	return caps
+}

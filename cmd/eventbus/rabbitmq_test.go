@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// rabbitmqConfig writes a config file that differs from the defaults only in `backend:
+// rabbitmq` and a vhost of the test's own on the shared broker, deleted when the test ends.
+func rabbitmqConfig(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the RabbitMQ broker on 127.0.0.1:5672; skipped under -short")
+	}
+	conn, err := amqp.DialConfig("amqp://guest:guest@127.0.0.1:5672/%2f", amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
+	require.NoError(t, err, "RabbitMQ does not answer on 127.0.0.1:5672 as guest/guest (start it with scripts/brokers.sh rabbitmq)")
+	_ = conn.Close()
+	vhost := "eventbus-cli-test-" + watermill.NewShortUUID()
+	ctl := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command("rabbitmqctl", append([]string{"-n", "rabbit@localhost"}, args...)...).CombinedOutput()
+		require.NoError(t, err, "rabbitmqctl %v: %s", args, out)
+	}
+	ctl("add_vhost", vhost)
+	t.Cleanup(func() { ctl("delete_vhost", vhost) })
+	ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+	return writeFile(t, "eventbus.yaml", fmt.Sprintf("backend: rabbitmq\nrabbitmq:\n  vhost: %s\n", vhost))
+}
+
+func TestDemoOnRabbitMQ(t *testing.T) {
+	cfg := rabbitmqConfig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code, out, errOut := cli(t, ctx, "", "demo", "--config", cfg, "--events", "120", "--keys", "10")
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	assert.Contains(t, out, "eventbus demo on rabbitmq (brokers [amqp://127.0.0.1:5672/eventbus-cli-test-")
+	assert.Regexp(t, `handled\s+120 events`, out)
+	assert.Regexp(t, `\.enrollments\s+80\s+80\s+10\s+held`, out)
+	assert.Regexp(t, `\.certificates\s+40\s+40\s+10\s+held`, out)
+	assert.Contains(t, out, "capabilities of rabbitmq: consumer-groups, persistence")
+}
+
+// On RabbitMQ a group's queue keeps messages from the moment it exists. publish declares the
+// queue of the configured consumer group (eventbus), so consume in that group reads what was
+// published before it started; a new group of consume's own was not there to keep them.
+func TestPublishThenConsumeOnRabbitMQ(t *testing.T) {
+	cfg := rabbitmqConfig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code, out, errOut := cli(t, ctx, "", "publish", "--config", cfg, "--topic", "enrollments",
+		"--type", "org.openedx.learning.course.enrollment.created.v1", "--source", "openedx/lms/web",
+		"--key", "user-42", "--id", "evt-1", "--data", `{"user_id": 42}`)
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	assert.Equal(t, "published evt-1 to enrollments\n", out)
+
+	code, _, errOut = cli(t, ctx, "", "consume", "--config", cfg, "--topic", "enrollments", "--count", "1", "--timeout", "2s")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "received 0 of 1 events from enrollments within 2s")
+
+	code, out, errOut = cli(t, ctx, "", "consume", "--config", cfg, "--topic", "enrollments", "--group", "eventbus", "--from", "oldest", "--count", "1", "--timeout", "30s")
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	var ev consumedEvent
+	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(out)), &ev))
+	assert.Equal(t, "evt-1", ev.ID)
+	assert.Equal(t, "user-42", ev.Key)
+	assert.JSONEq(t, `{"user_id": 42}`, string(ev.Payload))
+	assert.Equal(t, "org.openedx.learning.course.enrollment.created.v1", ev.Headers["ce_type"])
+}
