@@ -90,10 +90,18 @@ func (p *publisher) Close() error {
 	return p.next.Close()
 }
 
-// subscriber wraps Watermill's Kafka subscriber to create missing topics before subscribing.
+// subscriber wraps the Kafka subscriber (Watermill's or the pipelined one) to create missing
+// topics before subscribing, and records each message's bus.Position on Watermill's.
 type subscriber struct {
 	next    message.Subscriber
 	creator *topicCreator
+	// group is the consumer group, for positions; watermill is true when next is Watermill's
+	// subscriber, whose messages need their position recorded.
+	group     string
+	watermill bool
+
+	closeOnce sync.Once
+	closing   chan struct{} // closed by Close, so position forwarders blocked on a reader end
 }
 
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
@@ -102,7 +110,11 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 			return nil, err
 		}
 	}
-	return s.next.Subscribe(ctx, topic)
+	msgs, err := s.next.Subscribe(ctx, topic)
+	if err != nil || !s.watermill {
+		return msgs, err
+	}
+	return withPositions(ctx, s.closing, msgs, topic, s.group), nil
 }
 
 // SubscribeInitialize creates the topic (Watermill's message.SubscribeInitializer).
@@ -113,4 +125,7 @@ func (s *subscriber) SubscribeInitialize(topic string) error {
 	return s.creator.ensure(topic)
 }
 
-func (s *subscriber) Close() error { return s.next.Close() }
+func (s *subscriber) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	return s.next.Close()
+}
