@@ -92,9 +92,10 @@ type ConsumerConfig struct {
 	// eventbus's pipelined consumer-group subscriber: it hands out up to MaxInFlight records
 	// per partition beyond the last committed offset, acks each on its own and commits a
 	// partition's offset only up to the first record not yet acked, so handlers can run in
-	// parallel (router.ordering.concurrency) without giving up at-least-once. It bounds both
-	// the memory held per partition and how many records a crashed consumer's successor
-	// handles again. Needs consumer_group. Default: 0.
+	// parallel (router.ordering.concurrency) without giving up at-least-once. It bounds the
+	// records held per partition; a crashed consumer's successor handles again at most these
+	// plus what was acked since the last auto-commit (Sarama's, every second).
+	// Needs consumer_group. Default: 0.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// DrainTimeout is how long the pipelined subscriber waits, when it closes or loses a
 	// partition in a rebalance, for records already handed out to be acked so their offsets
