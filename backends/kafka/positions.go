@@ -15,9 +15,10 @@ import (
 // copy gets the position of the message it copies, found by UUID among the last message of
 // each partition (the adapter has at most one message per partition out at a time). The
 // forwarder ends when the adapter closes its channel, ctx is done or closing is closed.
-func withPositions(ctx context.Context, closing <-chan struct{}, in <-chan *message.Message, topic, group string) <-chan *message.Message {
+func withPositions(ctx context.Context, closing <-chan struct{}, in <-chan *message.Message, topic, group string, done func()) <-chan *message.Message {
 	out := make(chan *message.Message)
 	go func() {
+		defer done()
 		defer close(out)
 		type last struct {
 			uuid string

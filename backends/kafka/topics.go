@@ -100,8 +100,9 @@ type subscriber struct {
 	group     string
 	watermill bool
 
-	closeOnce sync.Once
-	closing   chan struct{} // closed by Close, so position forwarders blocked on a reader end
+	closeOnce  sync.Once
+	closing    chan struct{}  // closed by Close, so position forwarders blocked on a reader end
+	forwarders sync.WaitGroup // Close returns only once every forwarder has closed its channel
 }
 
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
@@ -114,7 +115,8 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err != nil || !s.watermill {
 		return msgs, err
 	}
-	return withPositions(ctx, s.closing, msgs, topic, s.group), nil
+	s.forwarders.Add(1)
+	return withPositions(ctx, s.closing, msgs, topic, s.group, s.forwarders.Done), nil
 }
 
 // SubscribeInitialize creates the topic (Watermill's message.SubscribeInitializer).
@@ -125,7 +127,11 @@ func (s *subscriber) SubscribeInitialize(topic string) error {
 	return s.creator.ensure(topic)
 }
 
+// Close closes the underlying subscriber; when it returns, every subscription's channel is
+// closed, as Watermill's subscriber contract asks.
 func (s *subscriber) Close() error {
 	s.closeOnce.Do(func() { close(s.closing) })
-	return s.next.Close()
+	err := s.next.Close()
+	s.forwarders.Wait()
+	return err
 }
