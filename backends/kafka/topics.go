@@ -101,6 +101,7 @@ type subscriber struct {
 	watermill bool
 
 	closeOnce  sync.Once
+	closeErr   error
 	closing    chan struct{}  // closed by Close, so position forwarders blocked on a reader end
 	forwarders sync.WaitGroup // Close returns only once every forwarder has closed its channel
 }
@@ -127,11 +128,14 @@ func (s *subscriber) SubscribeInitialize(topic string) error {
 	return s.creator.ensure(topic)
 }
 
-// Close closes the underlying subscriber; when it returns, every subscription's channel is
-// closed, as Watermill's subscriber contract asks.
+// Close closes the underlying subscriber once (Watermill's Kafka subscriber's closed flag is
+// not safe for concurrent Close calls, and the router and Bus.Close both close it); when it
+// returns, every subscription's channel is closed, as Watermill's subscriber contract asks.
 func (s *subscriber) Close() error {
-	s.closeOnce.Do(func() { close(s.closing) })
-	err := s.next.Close()
-	s.forwarders.Wait()
-	return err
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.closeErr = s.next.Close()
+		s.forwarders.Wait()
+	})
+	return s.closeErr
 }
