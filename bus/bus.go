@@ -51,6 +51,13 @@ type Options struct {
 	Require []Capability
 	// Codec encodes event data in Publish. Default: JSON.
 	Codec Codec
+	// MaxInFlight, when positive, asks for a subscriber that pipelines: one that hands out up to
+	// this many messages (per partition or stream) before earlier ones are acked, so that they
+	// can be handled in parallel; see the Pipelining capability. It replaces the backend's
+	// configured window (on Kafka, kafka.consumer.max_in_flight). A driver that cannot pipeline
+	// ignores it and does not declare Pipelining; combine it with Require(Pipelining) to fail
+	// at start-up instead. Default: 0, the backend's configuration decides.
+	MaxInFlight int
 }
 
 // Option sets one of the Options.
@@ -70,6 +77,10 @@ func WithStartFrom(s StartFrom) Option { return func(o *Options) { o.StartFrom =
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l } }
+
+// WithMaxInFlight asks for a pipelining subscriber with a window of n un-acked messages; see
+// Options.MaxInFlight.
+func WithMaxInFlight(n int) Option { return func(o *Options) { o.MaxInFlight = n } }
 
 // WithCodec sets the codec Publish encodes event data with.
 func WithCodec(c Codec) Option { return func(o *Options) { o.Codec = c } }

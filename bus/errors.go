@@ -9,7 +9,8 @@ var (
 	ErrNotSupported = errors.New("not supported")
 
 	// ErrInvalidEvent is wrapped by Publish's errors for an event that cannot be sent as is
-	// (no type, no source, a reserved metadata key).
+	// (no type, no source, a reserved metadata key), and by ParseEvent's and DecodeData's for a
+	// consumed one that cannot be read (so it is poisoned without retries).
 	ErrInvalidEvent = errors.New("invalid event")
 
 	// ErrUnknownBackend is wrapped by Open's error when no driver is registered under the name.

@@ -185,20 +185,22 @@ func ParseEvent(msg *message.Message) (Event, error) {
 }
 
 // DecodeData decodes the event's data into v with the codec (JSON when nil). Data must be raw
-// bytes, as ParseEvent leaves it.
+// bytes, as ParseEvent leaves it. Its errors wrap ErrInvalidEvent (and the codec's error), so
+// the poison-queue middleware sends an undecodable event straight to the poison queue instead
+// of retrying it.
 func (ev Event) DecodeData(codec Codec, v any) error {
 	if codec == nil {
 		codec = JSON
 	}
 	raw, ok := ev.Data.([]byte)
 	if !ok {
-		return fmt.Errorf("event %s: data is %T, not raw bytes", ev.ID, ev.Data)
+		return fmt.Errorf("event %s: data is %T, not raw bytes: %w", ev.ID, ev.Data, ErrInvalidEvent)
 	}
 	if ct := ev.ContentType; ct != "" && !strings.HasPrefix(ct, codec.ContentType()) {
-		return fmt.Errorf("event %s: content-type is %q, the codec reads %q", ev.ID, ct, codec.ContentType())
+		return fmt.Errorf("event %s: content-type is %q, the codec reads %q: %w", ev.ID, ct, codec.ContentType(), ErrInvalidEvent)
 	}
 	if err := codec.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("event %s: decode %s data: %w", ev.ID, codec.ContentType(), err)
+		return fmt.Errorf("event %s: decode %s data: %w: %w", ev.ID, codec.ContentType(), ErrInvalidEvent, err)
 	}
 	return nil
 }

@@ -28,7 +28,9 @@ func (c *RouterConfig) Validate() error {
 	return nil
 }
 
-// LoadRouterConfig decodes the router: section of cfg onto the defaults.
+// LoadRouterConfig decodes the router: section of cfg onto the defaults. It knows only the
+// router's own keys; a section with middleware settings (retry:, poison:, ordering:, dedup:) is
+// read by middleware.LoadConfig, which includes these.
 func LoadRouterConfig(cfg *config.Config) (RouterConfig, error) {
 	rc := DefaultRouterConfig()
 	err := cfg.Section("router").Decode(&rc)

@@ -87,6 +87,21 @@ type ConsumerConfig struct {
 	// ReconnectDelay is the pause between attempts to rejoin after the group session ends with
 	// an error. Default: 1s.
 	ReconnectDelay time.Duration `yaml:"reconnect_delay"`
+	// MaxInFlight picks the subscriber. 0 uses Watermill's Kafka subscriber, which hands out a
+	// partition's next record only after the previous one is acked. A positive value uses
+	// eventbus's pipelined consumer-group subscriber: it hands out up to MaxInFlight records
+	// per partition beyond the last committed offset, acks each on its own and commits a
+	// partition's offset only up to the first record not yet acked, so handlers can run in
+	// parallel (router.ordering.concurrency) without giving up at-least-once. It bounds the
+	// records held per partition; a crashed consumer's successor handles again at most these
+	// plus what was acked since the last auto-commit (Sarama's, every second).
+	// Needs consumer_group. Default: 0.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// DrainTimeout is how long the pipelined subscriber waits, when it closes or loses a
+	// partition in a rebalance, for records already handed out to be acked so their offsets
+	// are committed; then their contexts are cancelled. Under rebalance_timeout when
+	// max_in_flight is set. Default: 5s.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 
 // TopicsConfig is kafka.topics: how missing topics are created.
@@ -138,6 +153,7 @@ func DefaultConfig() *Config {
 			RebalanceTimeout:  60 * time.Second,
 			NackResendDelay:   100 * time.Millisecond,
 			ReconnectDelay:    time.Second,
+			DrainTimeout:      5 * time.Second,
 		},
 		Topics: TopicsConfig{Create: true, Partitions: 1, ReplicationFactor: 1},
 	}
@@ -191,6 +207,17 @@ func (c *Config) Validate() error {
 		if f.d <= 0 {
 			add(f.path, "must be positive")
 		}
+	}
+	if c.Consumer.MaxInFlight < 0 {
+		add("consumer.max_in_flight", "must not be negative (0 selects Watermill's subscriber)")
+	}
+	if c.Consumer.MaxInFlight > 0 && c.ConsumerGroup == "" {
+		add("consumer.max_in_flight", "the pipelined subscriber needs a consumer_group")
+	}
+	if c.Consumer.DrainTimeout <= 0 {
+		add("consumer.drain_timeout", "must be positive")
+	} else if c.Consumer.MaxInFlight > 0 && c.Consumer.DrainTimeout >= c.Consumer.RebalanceTimeout {
+		add("consumer.drain_timeout", "must be under consumer.rebalance_timeout (%s)", c.Consumer.RebalanceTimeout)
 	}
 	if c.Consumer.HeartbeatInterval*3 > c.Consumer.SessionTimeout {
 		add("consumer.heartbeat_interval", "must be at most a third of consumer.session_timeout (%s)", c.Consumer.SessionTimeout)

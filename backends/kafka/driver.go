@@ -10,6 +10,7 @@ import (
 	"github.com/Shopify/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v2/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/eventbus-go/eventbus/bus"
 )
@@ -56,6 +57,12 @@ func (driver) Open(ctx context.Context, raw any, o bus.Options) (*bus.Backend, e
 	}
 	if o.StartFrom != bus.StartDefault {
 		cfg.InitialOffset = string(o.StartFrom)
+	}
+	if o.MaxInFlight > 0 {
+		cfg.Consumer.MaxInFlight = o.MaxInFlight
+		if cfg.ConsumerGroup == "" {
+			return nil, errors.New("kafka: a pipelining subscriber (max in flight) needs a consumer group")
+		}
 	}
 	logger := o.Logger.With("backend", Name)
 
@@ -107,16 +114,22 @@ func (driver) Open(ctx context.Context, raw any, o bus.Options) (*bus.Backend, e
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("connect producer to %v: %w", cfg.Brokers, err), closeAll())
 	}
-	sub, err := wkafka.NewSubscriber(wkafka.SubscriberConfig{
-		Brokers:               cfg.Brokers,
-		Unmarshaler:           marshaler{},
-		OverwriteSaramaConfig: sc,
-		ConsumerGroup:         cfg.ConsumerGroup,
-		NackResendSleep:       cfg.Consumer.NackResendDelay,
-		ReconnectRetrySleep:   cfg.Consumer.ReconnectDelay,
-	}, wlog)
-	if err != nil {
-		return nil, errors.Join(err, pub.Close(), closeAll())
+	var sub message.Subscriber
+	pipelined := cfg.Consumer.MaxInFlight > 0
+	if pipelined {
+		sub = newPipelineSubscriber(&cfg, sc, logger)
+	} else {
+		sub, err = wkafka.NewSubscriber(wkafka.SubscriberConfig{
+			Brokers:               cfg.Brokers,
+			Unmarshaler:           marshaler{},
+			OverwriteSaramaConfig: sc,
+			ConsumerGroup:         cfg.ConsumerGroup,
+			NackResendSleep:       cfg.Consumer.NackResendDelay,
+			ReconnectRetrySleep:   cfg.Consumer.ReconnectDelay,
+		}, wlog)
+		if err != nil {
+			return nil, errors.Join(err, pub.Close(), closeAll())
+		}
 	}
 
 	persistent := !cfg.Embedded || cfg.EmbeddedDataDir != ""
@@ -125,19 +138,25 @@ func (driver) Open(ctx context.Context, raw any, o bus.Options) (*bus.Backend, e
 		PerKeyOrdering:  true,
 		Persistence:     persistent,
 		Replay:          true,
+		Pipelining:      pipelined,
 		MaxMessageBytes: cfg.Producer.MaxMessageBytes,
 		Notes: map[bus.Capability]string{
 			bus.PerKeyOrdering: "records of one key go to one partition; order holds per partition",
+			bus.Pipelining:     "set kafka.consumer.max_in_flight to use the pipelined subscriber",
 			bus.Replay:         "from the oldest offset the topic retains (retention.ms bounds it)",
 			bus.ReplayByTime:   "not implemented yet",
 		},
+	}
+	if pipelined {
+		caps.Notes[bus.Pipelining] = fmt.Sprintf("up to %d records per partition beyond the committed offset", cfg.Consumer.MaxInFlight)
+		caps.Notes[bus.PerKeyOrdering] = "records of one key go to one partition and are handed out in order; handling them in order needs the ordering middleware, since the pipelined subscriber does not wait for acks"
 	}
 	if !persistent {
 		caps.Notes[bus.Persistence] = "the embedded broker keeps data in memory; set embedded_data_dir"
 	}
 	return &bus.Backend{
 		Publisher:    &publisher{next: pub, creator: creator},
-		Subscriber:   &subscriber{next: sub, creator: creator},
+		Subscriber:   &subscriber{next: sub, creator: creator, group: cfg.ConsumerGroup, watermill: !pipelined, closing: make(chan struct{})},
 		Capabilities: caps,
 		Close:        closeAll,
 		As: func(target any) bool {

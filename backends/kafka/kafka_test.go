@@ -154,6 +154,12 @@ func TestKeyPicksPartition(t *testing.T) {
 		key := m.Metadata.Get(bus.HeaderKey)
 		p, ok := wkafkaPartition(m)
 		require.True(t, ok)
+		pos, ok := bus.PositionOf(m)
+		require.True(t, ok, "Watermill's subscriber path records no bus.Position")
+		assert.Equal(t, "kafka", pos.Backend)
+		assert.Equal(t, topic, pos.Topic)
+		assert.Equal(t, "eventbus", pos.ConsumerGroup)
+		assert.Equal(t, p, pos.Partition)
 		if prev, seen := partitionOf[key]; seen {
 			assert.Equal(t, prev, p, "key %s moved partitions", key)
 		}

@@ -90,10 +90,20 @@ func (p *publisher) Close() error {
 	return p.next.Close()
 }
 
-// subscriber wraps Watermill's Kafka subscriber to create missing topics before subscribing.
+// subscriber wraps the Kafka subscriber (Watermill's or the pipelined one) to create missing
+// topics before subscribing, and records each message's bus.Position on Watermill's.
 type subscriber struct {
 	next    message.Subscriber
 	creator *topicCreator
+	// group is the consumer group, for positions; watermill is true when next is Watermill's
+	// subscriber, whose messages need their position recorded.
+	group     string
+	watermill bool
+
+	closeOnce  sync.Once
+	closeErr   error
+	closing    chan struct{}  // closed by Close, so position forwarders blocked on a reader end
+	forwarders sync.WaitGroup // Close returns only once every forwarder has closed its channel
 }
 
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
@@ -102,7 +112,12 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 			return nil, err
 		}
 	}
-	return s.next.Subscribe(ctx, topic)
+	msgs, err := s.next.Subscribe(ctx, topic)
+	if err != nil || !s.watermill {
+		return msgs, err
+	}
+	s.forwarders.Add(1)
+	return withPositions(ctx, s.closing, msgs, topic, s.group, s.forwarders.Done), nil
 }
 
 // SubscribeInitialize creates the topic (Watermill's message.SubscribeInitializer).
@@ -113,4 +128,14 @@ func (s *subscriber) SubscribeInitialize(topic string) error {
 	return s.creator.ensure(topic)
 }
 
-func (s *subscriber) Close() error { return s.next.Close() }
+// Close closes the underlying subscriber once (Watermill's Kafka subscriber's closed flag is
+// not safe for concurrent Close calls, and the router and Bus.Close both close it); when it
+// returns, every subscription's channel is closed, as Watermill's subscriber contract asks.
+func (s *subscriber) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.closeErr = s.next.Close()
+		s.forwarders.Wait()
+	})
+	return s.closeErr
+}

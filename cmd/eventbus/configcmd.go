@@ -9,6 +9,7 @@ import (
 
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
+	"github.com/eventbus-go/eventbus/middleware"
 )
 
 func newConfigCmd(g *globals) *cobra.Command {
@@ -76,17 +77,17 @@ func newConfigCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// loadEffective loads the file and decodes the selected backend's and the router's sections,
-// collecting the problems of both.
-func loadEffective(g *globals, cmd *cobra.Command) (*config.Config, any, bus.RouterConfig, error) {
+// loadEffective loads the file and decodes the selected backend's and the router's sections
+// (the router and its middleware), collecting the problems of both.
+func loadEffective(g *globals, cmd *cobra.Command) (*config.Config, any, middleware.Config, error) {
 	cfg, err := g.loadConfig(cmd)
 	if err != nil {
-		return nil, nil, bus.RouterConfig{}, err
+		return nil, nil, middleware.Config{}, err
 	}
 	backendCfg, berr := bus.BackendConfig(cfg)
-	routerCfg, rerr := bus.LoadRouterConfig(cfg)
+	routerCfg, rerr := middleware.LoadConfig(cfg)
 	if berr != nil || rerr != nil {
-		return nil, nil, bus.RouterConfig{}, errors.Join(berr, rerr)
+		return nil, nil, middleware.Config{}, errors.Join(berr, rerr)
 	}
 	return cfg, backendCfg, routerCfg, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
+	"github.com/eventbus-go/eventbus/middleware"
 )
 
 // demoConfig is the configuration the demo runs on when no config file is given: Kafka, on a
@@ -102,11 +103,11 @@ func (d *demo) run(ctx context.Context, cmd *cobra.Command, cfg *config.Config, 
 		return err
 	}
 	defer b.Close()
-	routerCfg, err := bus.LoadRouterConfig(cfg)
+	routerCfg, err := middleware.LoadConfig(cfg)
 	if err != nil {
 		return err
 	}
-	r, err := bus.NewRouter(b, routerCfg)
+	r, err := middleware.NewRouter(b, routerCfg)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	_ "github.com/eventbus-go/eventbus/backends/kafka"
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
+	"github.com/eventbus-go/eventbus/middleware"
 )
 
 type enrollment struct {
@@ -54,11 +55,12 @@ func run(configPath, topic string) error {
 	}
 	defer b.Close()
 
-	routerCfg, err := bus.LoadRouterConfig(cfg)
+	// The router: section: retries, poison queue, per-key ordering, dedup (see package middleware).
+	routerCfg, err := middleware.LoadConfig(cfg)
 	if err != nil {
 		return err
 	}
-	r, err := bus.NewRouter(b, routerCfg)
+	r, err := middleware.NewRouter(b, routerCfg)
 	if err != nil {
 		return err
 	}
@@ -72,7 +74,7 @@ func run(configPath, topic string) error {
 			return err
 		}
 		slog.Info("enrollment", "event_id", ev.ID, "type", ev.Type, "user", e.UserID, "course", e.CourseID)
-		return nil // returning nil acks the event; an error nacks it for redelivery
+		return nil // nil acks the event; an error is retried, then the event goes to the poison queue
 	})
 	return r.Run(ctx)
 }

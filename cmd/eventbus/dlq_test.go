@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/eventbus-go/eventbus/backends/kafka/embedded"
+	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/config"
+	"github.com/eventbus-go/eventbus/middleware"
+)
+
+// TestDLQRoundTrip drives the dlq commands end to end on an embedded Kafka broker: a service
+// poisons three events, an operator lists and shows them, redrives two after the fix (the
+// service handles them with the same event ids and a redrive count of 1), and purges the last.
+func TestDLQRoundTrip(t *testing.T) {
+	broker, err := embedded.Start(embedded.Options{})
+	require.NoError(t, err)
+	defer broker.Close()
+	cfgPath := writeFile(t, "eventbus.yaml", fmt.Sprintf(`kafka:
+  brokers: [%s]
+  consumer_group: billing
+  consumer: {session_timeout: 3s, heartbeat_interval: 500ms}
+router:
+  retry: {max_attempts: 2, initial_interval: 10ms, max_interval: 20ms}
+`, broker.Addrs()[0]))
+	cfg, err := config.Load(cfgPath)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	topic := "invoices-" + watermill.NewShortUUID()
+
+	// The service: it rejects every event while broken.
+	b, err := bus.Open(ctx, cfg, bus.WithLogger(quietLogger()))
+	require.NoError(t, err)
+	defer b.Close()
+	rc, err := middleware.LoadConfig(cfg)
+	require.NoError(t, err)
+	r, err := middleware.NewRouter(b, rc)
+	require.NoError(t, err)
+	var broken atomic.Bool
+	broken.Store(true)
+	var mu sync.Mutex
+	handled := map[string]message.Metadata{}
+	r.AddConsumerHandler("invoice-created", topic, b.Subscriber, func(m *message.Message) error {
+		if broken.Load() {
+			return middleware.Permanent(errors.New("tax service rejected the invoice"))
+		}
+		mu.Lock()
+		handled[m.UUID] = m.Copy().Metadata
+		mu.Unlock()
+		return nil
+	})
+	routerDone := make(chan error, 1)
+	go func() { routerDone <- r.Run(ctx) }()
+	<-r.Running()
+	defer func() { _ = r.Close(); <-routerDone }()
+	for i := 1; i <= 3; i++ {
+		require.NoError(t, b.Publish(ctx, topic, bus.Event{ID: fmt.Sprintf("evt-%d", i), Type: "invoice.created.v1", Source: "billing",
+			Key: fmt.Sprintf("customer-%d", i), Data: map[string]int{"amount": i * 100}}))
+	}
+
+	dlq := func(args ...string) (int, string, string) {
+		return cli(t, ctx, "", append(append([]string{"dlq"}, args...), "--config", cfgPath, "--topic", topic)...)
+	}
+	// list: waits until the three are poisoned (each run reads the whole queue, acking nothing).
+	var out string
+	require.Eventually(t, func() bool {
+		var code int
+		code, out, _ = dlq("list", "--wait", "2s")
+		return code == 0 && strings.Contains(out, "3 of 3 messages")
+	}, time.Minute, 100*time.Millisecond, "last output: %s", out)
+	for i := 1; i <= 3; i++ {
+		assert.Regexp(t, fmt.Sprintf(`evt-%d\s+customer-%d\s+permanent\s+invoice-created\s+billing\s+1\s+\S+\s+kafka %s\[0\]@%d\s+0\s+tax service rejected`, i, i, topic, i-1), out)
+	}
+
+	code, out, errOut := dlq("show", "--id", "evt-2", "--limit", "1")
+	require.Equal(t, 0, code, errOut)
+	var rec dlqRecord
+	require.NoError(t, json.NewDecoder(strings.NewReader(out)).Decode(&rec))
+	assert.Equal(t, "evt-2", rec.ID)
+	assert.Equal(t, "customer-2", rec.Key)
+	assert.Equal(t, "permanent", rec.Reason)
+	assert.Equal(t, "tax service rejected the invoice", rec.Error)
+	assert.Equal(t, topic, rec.Topic)
+	assert.Equal(t, "billing", rec.Group)
+	assert.Equal(t, fmt.Sprintf("kafka %s[0]@1", topic), rec.Position)
+	assert.JSONEq(t, `{"amount":200}`, string(rec.Payload))
+	assert.Equal(t, "invoice.created.v1", rec.Headers[bus.HeaderType])
+
+	code, out, errOut = dlq("list", "--reason", "parked", "--json", "--wait", "2s")
+	require.Equal(t, 0, code, errOut)
+	assert.Empty(t, out, "no parked messages")
+
+	code, out, errOut = dlq("redrive", "--id", "evt-1", "--dry-run", "--wait", "2s")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, fmt.Sprintf("would redrive to %s (redrive 1) evt-1 (permanent, key \"customer-1\")", topic))
+	assert.Contains(t, out, "dry run: 1 of 3 messages")
+
+	// The fix is deployed; redrive two of them.
+	broken.Store(false)
+	code, out, errOut = dlq("redrive", "--id", "evt-1", "--id", "evt-2", "--reason", "permanent", "--wait", "2s", "--progress", "always")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "redrove 2 of 3 messages")
+	assert.Contains(t, errOut, "redriving", "the progress bar was drawn")
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled) == 2
+	}, 30*time.Second, 50*time.Millisecond)
+	mu.Lock()
+	for _, id := range []string{"evt-1", "evt-2"} {
+		md := handled[id]
+		require.NotNil(t, md, "%s not handled after redrive", id)
+		assert.Equal(t, id, md.Get(bus.HeaderID), "same event id")
+		assert.Equal(t, "1", md.Get(middleware.HeaderRedriveCount))
+		assert.Empty(t, md.Get(middleware.HeaderPoisonReason), "provenance is not sent back")
+		assert.Equal(t, strings.Replace(id, "evt", "customer", 1), md.Get(bus.HeaderKey), "same key")
+	}
+	mu.Unlock()
+
+	// evt-3 was not selected: it is still in the poison queue, alone.
+	code, out, _ = dlq("list", "--wait", "2s")
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, "1 of 1 messages")
+	assert.Contains(t, out, "evt-3")
+
+	code, out, errOut = dlq("purge", "--wait", "2s")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "purged 1 of 1 messages")
+	code, out, _ = dlq("list", "--wait", "2s")
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, "0 of 0 messages")
+	mu.Lock()
+	assert.NotContains(t, handled, "evt-3", "purged, never handled")
+	mu.Unlock()
+}
+
+func TestDLQRejectsBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"dlq", "list", "--topic", "t", "--reason", "broken"}, `--reason "broken": want invalid, permanent, exhausted or parked`},
+		{[]string{"dlq", "purge", "--topic", "t", "--since", "yesterday"}, `--since: "yesterday" is neither an RFC 3339 time`},
+		{[]string{"dlq", "redrive"}, `required flag(s) "topic" not set`},
+	} {
+		code, _, errOut := cli(t, context.Background(), "", tc.args...)
+		assert.Equal(t, 1, code, tc.args)
+		assert.Contains(t, errOut, tc.want, tc.args)
+	}
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,84 @@
+package middleware_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/config"
+	"github.com/eventbus-go/eventbus/middleware"
+)
+
+func TestRouterSectionDrivesEverySetting(t *testing.T) {
+	cfg, err := config.Parse("eventbus.yaml", []byte(`router:
+  close_timeout: 5s
+  handler_timeout: 2s
+  retry: {max_attempts: 7, initial_interval: 10ms, multiplier: 3, max_interval: 1s, jitter: 0.2, max_elapsed_time: 30s}
+  poison: {enabled: true, topic: "dlq.{topic}"}
+  ordering: {concurrency: 16, on_poisoned: park, redelivery_delay: 1s}
+  dedup: {enabled: true, window: 1h, store: redis, redis: {url: "redis://cache:6379/2", key_prefix: "svc:", timeout: 500ms}}
+`))
+	require.NoError(t, err)
+	c, err := middleware.LoadConfig(cfg)
+	require.NoError(t, err)
+	assert.Equal(t, 5*time.Second, c.CloseTimeout)
+	assert.Equal(t, 2*time.Second, c.HandlerTimeout)
+	assert.Equal(t, middleware.RetryConfig{MaxAttempts: 7, InitialInterval: 10 * time.Millisecond, Multiplier: 3,
+		MaxInterval: time.Second, Jitter: 0.2, MaxElapsedTime: 30 * time.Second}, c.Retry)
+	assert.Equal(t, "dlq.orders", c.Poison.PoisonTopic("orders"))
+	assert.Equal(t, middleware.OrderingConfig{Concurrency: 16, OnPoisoned: middleware.Park, RedeliveryDelay: time.Second}, c.Ordering)
+	assert.Equal(t, "redis", c.Dedup.Store)
+	assert.Equal(t, "redis://cache:6379/2", c.Dedup.Redis.URL)
+	assert.Equal(t, 500*time.Millisecond, c.Dedup.Redis.Timeout)
+}
+
+func TestRouterSectionErrorsNameLineAndKey(t *testing.T) {
+	cfg, err := config.Parse("eventbus.yaml", []byte(`router:
+  retry:
+    max_attempts: 0
+    jitter: 2
+    max_atempts: 3
+  poison:
+    topic: ""
+  ordering:
+    concurrency: 0
+    on_poisoned: drop
+  dedup:
+    store: memcached
+`))
+	require.NoError(t, err)
+	_, err = middleware.LoadConfig(cfg)
+	require.ErrorIs(t, err, config.ErrInvalid)
+	assert.Equal(t, []string{
+		`eventbus.yaml:5: router.retry.max_atempts: unknown key (did you mean "max_attempts"?)`,
+		`eventbus.yaml:3: router.retry.max_attempts: must be at least 1 (1 turns retries off)`,
+		`eventbus.yaml:4: router.retry.jitter: must be between 0 and 1`,
+		`eventbus.yaml:7: router.poison.topic: must name the poison topic, e.g. "{topic}.poison"`,
+		`eventbus.yaml:9: router.ordering.concurrency: must be at least 1`,
+		`eventbus.yaml:10: router.ordering.on_poisoned: "drop": want skip or park`,
+		`eventbus.yaml:12: router.dedup.store: "memcached": want memory or redis`,
+	}, strings.Split(err.Error(), "\n"))
+}
+
+// TestConcurrencyNeedsPipelining: asking for parallel handlers on a subscriber that waits for
+// each ack fails at start-up, naming the setting, the backend and the fix.
+func TestConcurrencyNeedsPipelining(t *testing.T) {
+	b := openBus(t, kafkaConfig(startBroker(t, 1), "g", 0, 1))
+	c := middleware.DefaultConfig()
+	c.Ordering.Concurrency = 8
+	_, err := middleware.NewRouter(b, c)
+	require.ErrorIs(t, err, bus.ErrNotSupported)
+	assert.Contains(t, err.Error(), "router.ordering.concurrency is 8")
+	assert.Contains(t, err.Error(), "backend kafka: pipelining (set kafka.consumer.max_in_flight")
+
+	b2, err := bus.OpenBackend(context.Background(), "kafka", kafkaConfig(startBroker(t, 1), "g", 0, 1), bus.WithMaxInFlight(32), bus.WithLogger(testLogger()))
+	require.NoError(t, err)
+	defer b2.Close()
+	_, err = middleware.NewRouter(b2, c)
+	assert.NoError(t, err)
+}
