@@ -29,6 +29,12 @@ func (driver) Open(ctx context.Context, raw any, o bus.Options) (*bus.Backend, e
 	if o.ConsumerGroup != "" {
 		cfg.ConsumerGroup = o.ConsumerGroup
 	}
+	if o.MaxInFlight > 0 {
+		// A caller that asks for a window of un-acked messages (the ordering middleware, the dlq
+		// tool) gets it; the broker must be allowed to send that many, so prefetch grows with it.
+		cfg.Consumer.MaxInFlight = o.MaxInFlight
+		cfg.Consumer.Prefetch = max(cfg.Consumer.Prefetch, o.MaxInFlight)
+	}
 	startFrom := cfg.Stream.StartFrom
 	if o.StartFrom != bus.StartDefault {
 		startFrom = string(o.StartFrom)

@@ -222,6 +222,11 @@ func TestCapabilitiesAndReplayNotSupported(t *testing.T) {
 	b = openBackend(t, sac, bus.Require(bus.PerKeyOrdering, bus.Pipelining))
 	assert.True(t, b.Capabilities().PerKeyOrdering)
 
+	// A caller asking for a window (the ordering middleware, the dlq tool) gets a pipelining
+	// subscriber even when the file says max_in_flight 1, with prefetch raised to cover it.
+	b = openBackend(t, testConfig(url), bus.WithMaxInFlight(200), bus.Require(bus.Pipelining))
+	assert.True(t, b.Capabilities().Pipelining)
+
 	var conn *amqp.Connection
 	require.True(t, b.As(&conn))
 	assert.False(t, conn.IsClosed())

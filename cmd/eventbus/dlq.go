@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/config"
 	"github.com/eventbus-go/eventbus/middleware"
 )
 
@@ -49,7 +51,10 @@ in: router.poison.topic of the config file, by default T.poison. Every message t
 payload, key and headers, plus its provenance: reason, error, handler, consumer group, broker
 position, attempts, first and last failure, host.
 
-The dlq commands read it as consumer group ` + dlqReaderGroup + ` (--dlq-group). list and show
+The dlq commands read it as consumer group ` + dlqReaderGroup + ` (--dlq-group) on backends where
+a new group sees earlier messages (Kafka); on RabbitMQ, where a group's queue holds only what
+arrived after it existed, they read in the config's consumer group, whose queue of the poison
+topic the poisoned messages were routed to. list and show
 acknowledge nothing. redrive sends each selected message back to the topic it failed on, with
 its key and event id and an incremented eventbus_redrive_count header, and only then
 acknowledges it in the poison queue; purge acknowledges the selected messages without sending
@@ -94,7 +99,9 @@ func newDLQSubCmd(g *globals, name, short string, action dlqAction) *cobra.Comma
 	fl.StringVar(&f.until, "until", "", "only messages whose last failure is before this time (RFC 3339 or a duration ago)")
 	fl.IntVar(&f.limit, "limit", 0, "stop after this many selected messages (0: no limit)")
 	fl.DurationVar(&f.wait, "wait", 10*time.Second, "stop when no message has arrived for this long")
-	fl.StringVar(&f.dlqGroup, "dlq-group", dlqReaderGroup, "consumer group the poison topic is read in")
+	fl.StringVar(&f.dlqGroup, "dlq-group", "", "consumer group the poison topic is read in (default: "+dlqReaderGroup+
+		" on backends whose new groups see earlier messages, as Kafka's do; otherwise the config's consumer group,"+
+		" which owns the poison queue on RabbitMQ)")
 	fl.IntVar(&f.window, "window", 10000, "messages read ahead without acknowledging them, per partition or stream")
 	switch action {
 	case dlqList:
@@ -216,10 +223,9 @@ func runDLQ(g *globals, f *dlqFlags, cmd *cobra.Command, action dlqAction) error
 	if err != nil {
 		return err
 	}
-	b, err := bus.Open(cmd.Context(), cfg, bus.WithLogger(logger), bus.WithConsumerGroup(f.dlqGroup),
-		bus.WithStartFrom(bus.StartOldest), bus.WithMaxInFlight(f.window), bus.Require(bus.Pipelining))
+	b, err := openPoisonReader(cmd, cfg, f, logger)
 	if err != nil {
-		return fmt.Errorf("dlq reads the poison queue without acknowledging as it goes: %w", err)
+		return err
 	}
 	defer b.Close()
 
@@ -244,6 +250,37 @@ func runDLQ(g *globals, f *dlqFlags, cmd *cobra.Command, action dlqAction) error
 		return err
 	}
 	return b.Close()
+}
+
+// openPoisonReader opens the bus the poison topic is read through: a pipelining subscriber (dlq
+// reads ahead without acknowledging) in the --dlq-group, or by default in a group of its own
+// where the backend lets a new group see what was published before it (Replay), and in the
+// configured consumer group where it does not: on RabbitMQ, that group's queue is the one the
+// poisoned messages were kept in.
+func openPoisonReader(cmd *cobra.Command, cfg *config.Config, f *dlqFlags, logger *slog.Logger) (*bus.Bus, error) {
+	open := func(group string) (*bus.Bus, error) {
+		opts := []bus.Option{bus.WithLogger(logger), bus.WithStartFrom(bus.StartOldest),
+			bus.WithMaxInFlight(f.window), bus.Require(bus.Pipelining)}
+		if group != "" {
+			opts = append(opts, bus.WithConsumerGroup(group))
+		}
+		b, err := bus.Open(cmd.Context(), cfg, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("dlq reads the poison queue without acknowledging as it goes: %w", err)
+		}
+		return b, nil
+	}
+	if f.dlqGroup != "" {
+		return open(f.dlqGroup)
+	}
+	b, err := open(dlqReaderGroup)
+	if err != nil || b.Capabilities().Replay {
+		return b, err
+	}
+	if err := b.Close(); err != nil {
+		return nil, err
+	}
+	return open("")
 }
 
 type dlqRun struct {

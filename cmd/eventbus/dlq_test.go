@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,20 +24,39 @@ import (
 	"github.com/eventbus-go/eventbus/middleware"
 )
 
-// TestDLQRoundTrip drives the dlq commands end to end on an embedded Kafka broker: a service
-// poisons three events, an operator lists and shows them, redrives two after the fix (the
-// service handles them with the same event ids and a redrive count of 1), and purges the last.
+// TestDLQRoundTrip drives the dlq commands end to end on each backend that can hold a poison
+// queue: a service poisons three events, an operator lists and shows them, redrives two after the
+// fix (the service handles them with the same event ids and a redrive count of 1), and purges
+// the last.
 func TestDLQRoundTrip(t *testing.T) {
-	broker, err := embedded.Start(embedded.Options{})
-	require.NoError(t, err)
-	defer broker.Close()
-	cfgPath := writeFile(t, "eventbus.yaml", fmt.Sprintf(`kafka:
+	const router = `router:
+  retry: {max_attempts: 2, initial_interval: 10ms, max_interval: 20ms}
+`
+	t.Run("kafka", func(t *testing.T) {
+		broker, err := embedded.Start(embedded.Options{})
+		require.NoError(t, err)
+		defer broker.Close()
+		cfgPath := writeFile(t, "eventbus.yaml", fmt.Sprintf(`kafka:
   brokers: [%s]
   consumer_group: billing
   consumer: {session_timeout: 3s, heartbeat_interval: 500ms}
-router:
-  retry: {max_attempts: 2, initial_interval: 10ms, max_interval: 20ms}
-`, broker.Addrs()[0]))
+`, broker.Addrs()[0])+router)
+		testDLQRoundTrip(t, cfgPath, func(topic string, i int) string {
+			return regexp.QuoteMeta(fmt.Sprintf("kafka %s[0]@%d", topic, i-1))
+		})
+	})
+	t.Run("rabbitmq", func(t *testing.T) {
+		// The poison queue is the billing group's queue of the poison topic, declared when the
+		// first message was poisoned; dlq reads it in that group, since a new group would see
+		// nothing on RabbitMQ.
+		cfgPath := rabbitmqConfig(t, "  consumer_group: billing\n"+router)
+		testDLQRoundTrip(t, cfgPath, func(topic string, _ int) string {
+			return regexp.QuoteMeta(fmt.Sprintf("rabbitmq %s (queue billing.%s) tag ", topic, topic)) + `\d+`
+		})
+	})
+}
+
+func testDLQRoundTrip(t *testing.T, cfgPath string, position func(topic string, i int) string) {
 	cfg, err := config.Load(cfgPath)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -84,7 +104,7 @@ router:
 		return code == 0 && strings.Contains(out, "3 of 3 messages")
 	}, time.Minute, 100*time.Millisecond, "last output: %s", out)
 	for i := 1; i <= 3; i++ {
-		assert.Regexp(t, fmt.Sprintf(`evt-%d\s+customer-%d\s+permanent\s+invoice-created\s+billing\s+1\s+\S+\s+kafka %s\[0\]@%d\s+0\s+tax service rejected`, i, i, topic, i-1), out)
+		assert.Regexp(t, fmt.Sprintf(`evt-%d\s+customer-%d\s+permanent\s+invoice-created\s+billing\s+1\s+\S+\s+%s\s+0\s+tax service rejected`, i, i, position(topic, i)), out)
 	}
 
 	code, out, errOut := dlq("show", "--id", "evt-2", "--limit", "1")
@@ -97,7 +117,7 @@ router:
 	assert.Equal(t, "tax service rejected the invoice", rec.Error)
 	assert.Equal(t, topic, rec.Topic)
 	assert.Equal(t, "billing", rec.Group)
-	assert.Equal(t, fmt.Sprintf("kafka %s[0]@1", topic), rec.Position)
+	assert.Regexp(t, "^"+position(topic, 2)+"$", rec.Position)
 	assert.JSONEq(t, `{"amount":200}`, string(rec.Payload))
 	assert.Equal(t, "invoice.created.v1", rec.Headers[bus.HeaderType])
 

@@ -17,7 +17,7 @@ import (
 
 // rabbitmqConfig writes a config file that differs from the defaults only in `backend:
 // rabbitmq` and a vhost of the test's own on the shared broker, deleted when the test ends.
-func rabbitmqConfig(t *testing.T) string {
+func rabbitmqConfig(t *testing.T, extra ...string) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs the RabbitMQ broker on 127.0.0.1:5672; skipped under -short")
@@ -34,7 +34,7 @@ func rabbitmqConfig(t *testing.T) string {
 	ctl("add_vhost", vhost)
 	t.Cleanup(func() { ctl("delete_vhost", vhost) })
 	ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-	return writeFile(t, "eventbus.yaml", fmt.Sprintf("backend: rabbitmq\nrabbitmq:\n  vhost: %s\n", vhost))
+	return writeFile(t, "eventbus.yaml", fmt.Sprintf("backend: rabbitmq\nrabbitmq:\n  vhost: %s\n", vhost)+strings.Join(extra, ""))
 }
 
 func TestDemoOnRabbitMQ(t *testing.T) {
