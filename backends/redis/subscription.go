@@ -1,0 +1,453 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/eventbus-go/eventbus/bus"
+)
+
+// entry is one stream entry read or claimed by a subscription, until it is acked.
+type entry struct {
+	id  string
+	msg *message.Message
+}
+
+// subscription is one Subscribe call: a reader (XREADGROUP), a maintainer (claims, lease
+// renewal, lag observation, consumer clean-up), a deliverer that hands messages out one window
+// slot at a time, and an acker that XACKs in batches. run owns all of them.
+type subscription struct {
+	s        *Subscriber
+	cfg      *Config
+	stream   string
+	group    string
+	consumer string
+	log      *slog.Logger
+
+	out     chan *message.Message
+	batches chan []entry  // reader and claimer to deliverer
+	retry   chan entry    // nacked entries back to the deliverer
+	window  chan struct{} // one token per message handed out and not yet acked or nacked
+	acks    chan string   // acked entry ids to the acker
+
+	held    heldSet
+	stopped context.Context // done once the subscription stops handing out messages
+
+	lagMu       sync.Mutex
+	lag         int64
+	lagKnown    bool
+	lagObserved time.Time
+}
+
+func newSubscription(s *Subscriber, stream, consumer string) *subscription {
+	cfg := &s.cfg
+	return &subscription{
+		s:        s,
+		cfg:      cfg,
+		stream:   stream,
+		group:    s.group,
+		consumer: consumer,
+		log:      s.logger.With("stream", stream, "group", s.group, "consumer", consumer),
+		out:      make(chan *message.Message),
+		batches:  make(chan []entry, 1),
+		retry:    make(chan entry, cfg.MaxInFlight),
+		window:   make(chan struct{}, cfg.MaxInFlight),
+		acks:     make(chan string, cfg.ReadBatch+cfg.MaxInFlight),
+		held:     heldSet{since: map[string]time.Time{}},
+	}
+}
+
+// run drives the subscription until parent is cancelled or the subscriber closes, then drains:
+// no more messages are handed out, messages already out get DrainTimeout to be acked, and the
+// acks are flushed.
+func (sub *subscription) run(parent context.Context) {
+	ctx, stop := context.WithCancel(parent)
+	defer stop()
+	sub.stopped = ctx
+	go func() {
+		select {
+		case <-sub.s.closing:
+			stop()
+		case <-ctx.Done():
+		}
+	}()
+	sub.log.Debug("redis subscription started")
+
+	var workers sync.WaitGroup
+	workers.Add(2)
+	go func() { defer workers.Done(); sub.read(ctx) }()
+	go func() { defer workers.Done(); sub.maintain(ctx) }()
+
+	// drain is cancelled DrainTimeout after ctx: messages handed out get that long to be acked.
+	drain, cancelDrain := context.WithCancel(context.Background())
+	defer cancelDrain()
+	go func() {
+		<-ctx.Done()
+		t := time.NewTimer(sub.cfg.DrainTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelDrain()
+		case <-drain.Done():
+		}
+	}()
+
+	ackerDone := make(chan struct{})
+	go func() { defer close(ackerDone); sub.ackLoop() }()
+
+	var watchers sync.WaitGroup
+	sub.deliver(ctx, drain, &watchers)
+	close(sub.out)
+	watchers.Wait()
+	close(sub.acks)
+	<-ackerDone
+	workers.Wait()
+	sub.log.Debug("redis subscription ended")
+}
+
+// deliver is the only sender on out. It hands out nacked messages again first (each keeps the
+// window slot it had), then entries in stream order, each once a window slot is free.
+func (sub *subscription) deliver(ctx, drain context.Context, watchers *sync.WaitGroup) {
+	var cur []entry
+	for {
+		var e entry
+		select {
+		case e = <-sub.retry:
+		case <-ctx.Done():
+			return
+		default:
+			if len(cur) == 0 {
+				select {
+				case e = <-sub.retry:
+				case cur = <-sub.batches:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if e.msg == nil {
+				select {
+				case sub.window <- struct{}{}:
+					e, cur = cur[0], cur[1:]
+				case e = <-sub.retry:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+		select {
+		case sub.out <- e.msg:
+			sub.s.n.delivered.Add(1)
+		case <-ctx.Done():
+			return // the entry stays pending on this consumer and is read again later
+		}
+		watchers.Add(1)
+		go func() {
+			defer watchers.Done()
+			sub.watch(ctx, drain, e)
+		}()
+	}
+}
+
+// watch waits for the handler's verdict on one message and frees its window slot.
+func (sub *subscription) watch(ctx, drain context.Context, e entry) {
+	select {
+	case <-e.msg.Acked():
+		sub.acks <- e.id
+		<-sub.window
+	case <-e.msg.Nacked():
+		sub.s.n.nacked.Add(1)
+		if sub.cfg.NackResendDelay > 0 {
+			t := time.NewTimer(sub.cfg.NackResendDelay)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+		}
+		if ctx.Err() != nil {
+			<-sub.window // stopping: leave it pending, to be read again later
+			return
+		}
+		copied := e.msg.Copy()
+		copied.SetContext(e.msg.Context())
+		sub.retry <- entry{id: e.id, msg: copied} // the slot stays taken until the copy's verdict
+	case <-drain.Done():
+		<-sub.window
+	}
+}
+
+// ackLoop XACKs acked ids, as many per call as have queued up since the last one, until acks is
+// closed; then it flushes what is left.
+func (sub *subscription) ackLoop() {
+	const maxBatch = 1000
+	ids := make([]string, 0, maxBatch)
+	for id := range sub.acks {
+		ids = append(ids[:0], id)
+	more:
+		for len(ids) < maxBatch {
+			select {
+			case id, ok := <-sub.acks:
+				if !ok {
+					break more
+				}
+				ids = append(ids, id)
+			default:
+				break more
+			}
+		}
+		sub.xack(ids)
+	}
+}
+
+// xack acks ids in Redis, retrying while Redis is unreachable: forever while the subscription
+// runs (the window fills up and reading pauses meanwhile), for DrainTimeout once it stops.
+func (sub *subscription) xack(ids []string) {
+	var deadline time.Time
+	backoff := 50 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), sub.cfg.WriteTimeout+sub.cfg.ReadTimeout)
+		err := sub.s.client.XAck(ctx, sub.stream, sub.group, ids...).Err()
+		cancel()
+		if err == nil || isNoGroup(err) {
+			// NOGROUP: the group vanished with its pending entries; the reader reports the loss.
+			if err == nil {
+				sub.s.n.acked.Add(uint64(len(ids)))
+			}
+			sub.held.remove(ids)
+			return
+		}
+		sub.s.n.ackErrors.Add(1)
+		if sub.stopped.Err() != nil {
+			if deadline.IsZero() {
+				deadline = time.Now().Add(sub.cfg.DrainTimeout)
+			}
+			if time.Now().After(deadline) {
+				sub.log.Error("redis: giving up acking entries on close; they stay pending and will be delivered again",
+					"entries", len(ids), "first_id", ids[0], "err", err)
+				return
+			}
+		}
+		sub.log.Warn("redis: XACK failed, retrying", "entries", len(ids), "err", err)
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// read feeds batches: first this consumer's own pending entries (left by an earlier run under
+// the same name), then new entries.
+func (sub *subscription) read(ctx context.Context) {
+	cursor := "0" // reading own pending entries until one read returns none; then ">"
+	backoff := newBackoff()
+	for ctx.Err() == nil {
+		args := &redis.XReadGroupArgs{
+			Group:    sub.group,
+			Consumer: sub.consumer,
+			Streams:  []string{sub.stream, cursor},
+			Count:    int64(sub.cfg.ReadBatch),
+			Block:    -1,
+		}
+		if cursor == ">" {
+			args.Block = sub.cfg.BlockTime
+		}
+		res, err := sub.s.client.XReadGroup(ctx, args).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			backoff.reset()
+			continue
+		case err != nil && ctx.Err() != nil:
+			return
+		case isNoGroup(err):
+			sub.recoverGroup(ctx)
+			cursor = ">"
+			continue
+		case err != nil:
+			sub.log.Warn("redis: XREADGROUP failed, retrying", "err", err, "retry_in", backoff.peek())
+			backoff.wait(ctx)
+			continue
+		}
+		backoff.reset()
+		var msgs []redis.XMessage
+		if len(res) > 0 {
+			msgs = res[0].Messages
+		}
+		if cursor != ">" {
+			if len(msgs) == 0 {
+				cursor = ">"
+				continue
+			}
+			cursor = msgs[len(msgs)-1].ID
+		}
+		sub.s.n.read.Add(uint64(len(msgs)))
+		batch, gone := sub.entries(ctx, msgs)
+		if len(gone) > 0 {
+			sub.reportGone(gone)
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		select {
+		case sub.batches <- batch:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// entries decodes stream entries into messages carrying their position. Entries whose content
+// is gone (an id left in the pending list after the entry was trimmed) are returned in gone.
+func (sub *subscription) entries(ctx context.Context, msgs []redis.XMessage) (batch []entry, gone []string) {
+	batch = make([]entry, 0, len(msgs))
+	ids := make([]string, 0, len(msgs))
+	for _, xm := range msgs {
+		if xm.Values == nil {
+			gone = append(gone, xm.ID)
+			continue
+		}
+		msg, reason := decodeEntry(sub.stream, xm.ID, xm.Values)
+		if reason != "" {
+			sub.s.n.invalid.Add(1)
+			sub.log.Error("redis: stream entry is not a valid event; delivering it marked with "+bus.HeaderInvalidReason,
+				"entry_id", xm.ID, "reason", reason, "uuid", msg.UUID)
+		}
+		msg.SetContext(bus.ContextWithPosition(ctx, bus.Position{
+			Backend: Name, Topic: sub.stream, ConsumerGroup: sub.group, StreamID: xm.ID,
+		}))
+		batch = append(batch, entry{id: xm.ID, msg: msg})
+		ids = append(ids, xm.ID)
+	}
+	sub.held.add(ids)
+	return batch, gone
+}
+
+// reportGone acks pending ids whose entries are no longer in the stream, so they stop being
+// claimed, and reports them: the broker did not keep them.
+func (sub *subscription) reportGone(ids []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), sub.cfg.WriteTimeout+sub.cfg.ReadTimeout)
+	defer cancel()
+	if err := sub.s.client.XAck(ctx, sub.stream, sub.group, ids...).Err(); err != nil && !isNoGroup(err) {
+		sub.log.Warn("redis: XACK of pending ids without an entry failed", "err", err)
+	}
+	sub.s.report(DataLoss{
+		Stream: sub.stream, Group: sub.group, Consumer: sub.consumer,
+		Err:  fmt.Errorf("%w: %d pending entries of stream %s were trimmed or deleted before group %s acked them", ErrDataLoss, len(ids), sub.stream, sub.group),
+		Lost: int64(len(ids)), LostKnown: true, ObservedAt: time.Now(), IDs: ids,
+	})
+}
+
+// recoverGroup recreates a consumer group that vanished, reading the stream from its start: after
+// a restart without persistence or a FLUSHALL every entry in the stream is new, and entries a
+// publisher added before the group was back must not be skipped. The backlog the group had not
+// read is lost with the old stream and is reported, never silently.
+func (sub *subscription) recoverGroup(ctx context.Context) {
+	created, err := sub.s.createGroup(ctx, sub.stream, "0")
+	if err != nil {
+		if ctx.Err() == nil {
+			sub.log.Warn("redis: recreating vanished consumer group failed, retrying", "err", err)
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-ctx.Done():
+			}
+		}
+		return
+	}
+	if !created {
+		return // another consumer of the group recreated it and reported the loss
+	}
+	sub.s.n.recreated.Add(1)
+	sub.lagMu.Lock()
+	lag, known, at := sub.lag, sub.lagKnown, sub.lagObserved
+	sub.lagKnown, sub.lag, sub.lagObserved = false, 0, time.Time{}
+	sub.lagMu.Unlock()
+	d := DataLoss{
+		Stream: sub.stream, Group: sub.group, Consumer: sub.consumer, ObservedAt: at,
+		Lost: lag, LostKnown: known,
+	}
+	lost := "an unknown number of"
+	if known {
+		lost = fmt.Sprintf("at least %d", lag)
+	}
+	d.Err = fmt.Errorf("%w: consumer group %s of stream %s vanished (server restarted without persistence, FLUSHALL, or the key was deleted or evicted); "+
+		"recreated it at the stream's start; %s entries the group had not read are lost", ErrDataLoss, sub.group, sub.stream, lost)
+	sub.s.report(d)
+}
+
+func isNoGroup(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOGROUP")
+}
+
+// heldSet is the ids this subscription read and has not acked yet, with when it got them: they
+// are renewed so that no other consumer claims them, and never delivered twice by a claim.
+type heldSet struct {
+	mu    sync.Mutex
+	since map[string]time.Time
+}
+
+func (h *heldSet) add(ids []string) {
+	now := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range ids {
+		h.since[id] = now
+	}
+}
+
+// addNew adds the ids not held yet and returns whether each was new.
+func (h *heldSet) addNew(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.since[id]; ok {
+		return false
+	}
+	h.since[id] = time.Now()
+	return true
+}
+
+func (h *heldSet) remove(ids []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range ids {
+		delete(h.since, id)
+	}
+}
+
+// olderThan returns the ids held since before t, and marks them renewed now.
+func (h *heldSet) renew(before time.Time, max int) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var ids []string
+	now := time.Now()
+	for id, since := range h.since {
+		if since.Before(before) {
+			ids = append(ids, id)
+			h.since[id] = now
+			if len(ids) == max {
+				break
+			}
+		}
+	}
+	return ids
+}
+
+// backoff is a capped exponential wait between retries of a failing read.
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff             { return &backoff{d: 50 * time.Millisecond} }
+func (b *backoff) reset()              { b.d = 50 * time.Millisecond }
+func (b *backoff) peek() time.Duration { return b.d }
+func (b *backoff) wait(ctx context.Context) {
+	t := time.NewTimer(b.d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	b.d = min(2*b.d, 2*time.Second)
+}
