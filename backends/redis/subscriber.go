@@ -73,6 +73,7 @@ type Subscriber struct {
 	closed  bool
 	closing chan struct{}
 	subs    sync.WaitGroup
+	active  map[*subscription]struct{}
 
 	n counters
 }
@@ -94,6 +95,7 @@ func NewSubscriber(client redis.UniversalClient, cfg Config, logger *slog.Logger
 		startID: start,
 		logger:  logger,
 		closing: make(chan struct{}),
+		active:  map[*subscription]struct{}{},
 	}, nil
 }
 
@@ -105,6 +107,35 @@ func (s *Subscriber) Stats() Stats {
 		GroupsRecreated: s.n.recreated.Load(), LostEntries: s.n.lost.Load(), LostUnknown: s.n.lostUnknown.Load(),
 		ConsumersReaped: s.n.reaped.Load(), AckErrors: s.n.ackErrors.Load(),
 	}
+}
+
+// Lag is a subscription's consumer group lag as last observed (XINFO GROUPS, every
+// ClaimInterval): how many entries of the stream the group has not read yet.
+type Lag struct {
+	Stream, Group, Consumer string
+	// Entries is the lag; valid only when Known (Redis 7 reports it unless entries were
+	// deleted with XDEL in between).
+	Entries    int64
+	Known      bool
+	ObservedAt time.Time
+}
+
+// Lags returns the last observed lag of every running subscription.
+func (s *Subscriber) Lags() []Lag {
+	s.mu.Lock()
+	subs := make([]*subscription, 0, len(s.active))
+	for sub := range s.active {
+		subs = append(subs, sub)
+	}
+	s.mu.Unlock()
+	out := make([]Lag, 0, len(subs))
+	for _, sub := range subs {
+		sub.lagMu.Lock()
+		out = append(out, Lag{Stream: sub.stream, Group: sub.group, Consumer: sub.consumer,
+			Entries: sub.lag, Known: sub.lagKnown, ObservedAt: sub.lagObserved})
+		sub.lagMu.Unlock()
+	}
+	return out
 }
 
 // SubscribeInitialize creates the consumer group on topic (and the stream, if missing) at
@@ -158,10 +189,16 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	}
 	consumer, release := consumerNames.acquire(topic, s.group, s.cfg.consumerName())
 	sub := newSubscription(s, topic, consumer)
+	s.active[sub] = struct{}{}
 	s.subs.Add(1)
 	go func() {
 		defer s.subs.Done()
 		defer release()
+		defer func() {
+			s.mu.Lock()
+			delete(s.active, sub)
+			s.mu.Unlock()
+		}()
 		sub.run(ctx)
 	}()
 	return sub.out, nil
