@@ -17,8 +17,9 @@ import (
 
 // entry is one stream entry read or claimed by a subscription, until it is acked.
 type entry struct {
-	id  string
-	msg *message.Message
+	id   string
+	msg  *message.Message
+	base context.Context // the message's context before it is handed out: subscription and position
 }
 
 // subscription is one Subscribe call: a reader (XREADGROUP), a maintainer (claims, lease
@@ -142,15 +143,21 @@ func (sub *subscription) deliver(ctx, drain context.Context, watchers *sync.Wait
 				}
 			}
 		}
+		// Each handing out gets a context of its own, cancelled once the handler's verdict is in,
+		// as Watermill's subscribers do.
+		mctx, cancel := context.WithCancel(e.base)
+		e.msg.SetContext(mctx)
 		select {
 		case sub.out <- e.msg:
 			sub.s.n.delivered.Add(1)
 		case <-ctx.Done():
+			cancel()
 			return // the entry stays pending on this consumer and is read again later
 		}
 		watchers.Add(1)
 		go func() {
 			defer watchers.Done()
+			defer cancel()
 			sub.watch(ctx, drain, e)
 		}()
 	}
@@ -176,9 +183,7 @@ func (sub *subscription) watch(ctx, drain context.Context, e entry) {
 			<-sub.window // stopping: leave it pending, to be read again later
 			return
 		}
-		copied := e.msg.Copy()
-		copied.SetContext(e.msg.Context())
-		sub.retry <- entry{id: e.id, msg: copied} // the slot stays taken until the copy's verdict
+		sub.retry <- entry{id: e.id, msg: e.msg.Copy(), base: e.base} // the slot stays taken until the copy's verdict
 	case <-drain.Done():
 		<-sub.window
 	}
@@ -317,10 +322,10 @@ func (sub *subscription) entries(ctx context.Context, msgs []redis.XMessage) (ba
 			sub.log.Error("redis: stream entry is not a valid event; delivering it marked with "+bus.HeaderInvalidReason,
 				"entry_id", xm.ID, "reason", reason, "uuid", msg.UUID)
 		}
-		msg.SetContext(bus.ContextWithPosition(ctx, bus.Position{
+		base := bus.ContextWithPosition(ctx, bus.Position{
 			Backend: Name, Topic: sub.stream, ConsumerGroup: sub.group, StreamID: xm.ID,
-		}))
-		batch = append(batch, entry{id: xm.ID, msg: msg})
+		})
+		batch = append(batch, entry{id: xm.ID, msg: msg, base: base})
 		ids = append(ids, xm.ID)
 	}
 	sub.held.add(ids)
