@@ -291,6 +291,10 @@ func (sub *subscription) read(ctx context.Context) {
 			cursor = msgs[len(msgs)-1].ID
 		}
 		sub.s.n.read.Add(uint64(len(msgs)))
+		if cursor == ">" && len(msgs) > 0 && sub.lagAge() > 50*time.Millisecond {
+			// Under load the lag changes fast; keep the figure a data loss would report fresh.
+			sub.observeLag(ctx)
+		}
 		batch, gone := sub.entries(ctx, msgs)
 		if len(gone) > 0 {
 			sub.reportGone(gone)
@@ -375,13 +379,20 @@ func (sub *subscription) recoverGroup(ctx context.Context) {
 		Stream: sub.stream, Group: sub.group, Consumer: sub.consumer, ObservedAt: at,
 		Lost: lag, LostKnown: known,
 	}
-	lost := "an unknown number of"
+	lost := "the entries the group had not read are lost (how many, Redis could not tell)"
 	if known {
-		lost = fmt.Sprintf("at least %d", lag)
+		lost = fmt.Sprintf("the %d entries the group had not read when last observed (%s before) are lost, and any added after that",
+			lag, time.Since(at).Round(time.Millisecond))
 	}
 	d.Err = fmt.Errorf("%w: consumer group %s of stream %s vanished (server restarted without persistence, FLUSHALL, or the key was deleted or evicted); "+
-		"recreated it at the stream's start; %s entries the group had not read are lost", ErrDataLoss, sub.group, sub.stream, lost)
+		"recreated it at the stream's start; %s", ErrDataLoss, sub.group, sub.stream, lost)
 	sub.s.report(d)
+}
+
+func (sub *subscription) lagAge() time.Duration {
+	sub.lagMu.Lock()
+	defer sub.lagMu.Unlock()
+	return time.Since(sub.lagObserved)
 }
 
 func isNoGroup(err error) bool {
