@@ -112,9 +112,9 @@ func (sub *subscription) claim(ctx context.Context) {
 		if len(fresh) > 0 {
 			sub.s.n.claimed.Add(uint64(len(fresh)))
 			sub.log.Info("redis: claimed idle pending entries", "entries", len(fresh), "first_id", fresh[0].ID)
-			batch, _ := sub.entries(ctx, fresh)
+			batch, _ := sub.entries(fresh)
 			select {
-			case sub.batches <- batch:
+			case sub.raw <- batch:
 			case <-ctx.Done():
 				return
 			}

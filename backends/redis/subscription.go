@@ -17,9 +17,10 @@ import (
 
 // entry is one stream entry read or claimed by a subscription, until it is acked.
 type entry struct {
-	id   string
-	msg  *message.Message
-	base context.Context // the message's context before it is handed out: subscription and position
+	id     string
+	values map[string]any   // the entry's fields, until the deliverer decodes them
+	msg    *message.Message // nil until decoded
+	base   context.Context  // the message's context before it is handed out: subscription and position
 }
 
 // subscription is one Subscribe call: a reader (XREADGROUP), a maintainer (claims, lease
@@ -34,7 +35,8 @@ type subscription struct {
 	log      *slog.Logger
 
 	out     chan *message.Message
-	batches chan []entry  // reader and claimer to deliverer
+	raw     chan []entry  // reader and claimer to decoder
+	batches chan []entry  // decoder to deliverer
 	retry   chan entry    // nacked entries back to the deliverer
 	window  chan struct{} // one token per message handed out and not yet acked or nacked
 	acks    chan string   // acked entry ids to the acker
@@ -58,10 +60,11 @@ func newSubscription(s *Subscriber, stream, consumer string) *subscription {
 		consumer: consumer,
 		log:      s.logger.With("stream", stream, "group", s.group, "consumer", consumer),
 		out:      make(chan *message.Message),
+		raw:      make(chan []entry, 1),
 		batches:  make(chan []entry, 1),
 		retry:    make(chan entry, cfg.MaxInFlight),
 		window:   make(chan struct{}, cfg.MaxInFlight),
-		acks:     make(chan string, cfg.ReadBatch+cfg.MaxInFlight),
+		acks:     make(chan string, ackQueue),
 		held:     heldSet{since: map[string]time.Time{}},
 	}
 }
@@ -83,9 +86,10 @@ func (sub *subscription) run(parent context.Context) {
 	sub.log.Debug("redis subscription started")
 
 	var workers sync.WaitGroup
-	workers.Add(2)
+	workers.Add(3)
 	go func() { defer workers.Done(); sub.read(ctx) }()
 	go func() { defer workers.Done(); sub.maintain(ctx) }()
+	go func() { defer workers.Done(); sub.decodeLoop(ctx) }()
 
 	// drain is cancelled DrainTimeout after ctx: messages handed out get that long to be acked.
 	drain, cancelDrain := context.WithCancel(context.Background())
@@ -133,7 +137,7 @@ func (sub *subscription) deliver(ctx, drain context.Context, watchers *sync.Wait
 					return
 				}
 			}
-			if e.msg == nil {
+			if e.id == "" {
 				select {
 				case sub.window <- struct{}{}:
 					e, cur = cur[0], cur[1:]
@@ -142,6 +146,9 @@ func (sub *subscription) deliver(ctx, drain context.Context, watchers *sync.Wait
 					return
 				}
 			}
+		}
+		if e.msg == nil {
+			sub.decode(ctx, &e) // here rather than in the reader, so that it overlaps the next read
 		}
 		// Each handing out gets a context of its own, cancelled once the handler's verdict is in,
 		// as Watermill's subscribers do.
@@ -153,6 +160,13 @@ func (sub *subscription) deliver(ctx, drain context.Context, watchers *sync.Wait
 		case <-ctx.Done():
 			cancel()
 			return // the entry stays pending on this consumer and is read again later
+		}
+		if sub.cfg.MaxInFlight == 1 {
+			// One message out at a time: wait for its verdict here rather than in a goroutine
+			// of its own, which saves a hand-off per message.
+			sub.watch(ctx, drain, e)
+			cancel()
+			continue
 		}
 		watchers.Add(1)
 		go func() {
@@ -189,25 +203,36 @@ func (sub *subscription) watch(ctx, drain context.Context, e entry) {
 	}
 }
 
-// ackLoop XACKs acked ids, as many per call as have queued up since the last one, until acks is
-// closed; then it flushes what is left.
+// ackQueue is how many acked ids may wait for the acker, and the most one XACK carries.
+const ackQueue = 1024
+
+// ackLoop XACKs acked ids until acks is closed, then flushes what is left. It gathers ids for
+// up to 1ms (or ackQueue ids) before each XACK: acks are not urgent (an entry acked late is at
+// worst delivered again after a crash), and every XACK call costs the single-threaded server.
 func (sub *subscription) ackLoop() {
-	const maxBatch = 1000
+	const (
+		maxBatch = ackQueue
+		linger   = time.Millisecond
+	)
 	ids := make([]string, 0, maxBatch)
-	for id := range sub.acks {
-		ids = append(ids[:0], id)
-	more:
+	timer := time.NewTimer(linger)
+	timer.Stop()
+	for first := range sub.acks {
+		ids = append(ids[:0], first)
+		timer.Reset(linger)
+	gather:
 		for len(ids) < maxBatch {
 			select {
 			case id, ok := <-sub.acks:
 				if !ok {
-					break more
+					break gather
 				}
 				ids = append(ids, id)
-			default:
-				break more
+			case <-timer.C:
+				break gather
 			}
 		}
+		timer.Stop()
 		sub.xack(ids)
 	}
 }
@@ -295,7 +320,7 @@ func (sub *subscription) read(ctx context.Context) {
 			// Under load the lag changes fast; keep the figure a data loss would report fresh.
 			sub.observeLag(ctx)
 		}
-		batch, gone := sub.entries(ctx, msgs)
+		batch, gone := sub.entries(msgs)
 		if len(gone) > 0 {
 			sub.reportGone(gone)
 		}
@@ -303,16 +328,37 @@ func (sub *subscription) read(ctx context.Context) {
 			continue
 		}
 		select {
-		case sub.batches <- batch:
+		case sub.raw <- batch:
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-// entries decodes stream entries into messages carrying their position. Entries whose content
-// is gone (an id left in the pending list after the entry was trimmed) are returned in gone.
-func (sub *subscription) entries(ctx context.Context, msgs []redis.XMessage) (batch []entry, gone []string) {
+// decodeLoop decodes batches between the reader and the deliverer, so that decoding overlaps
+// both reading the next batch and handing out the previous one.
+func (sub *subscription) decodeLoop(ctx context.Context) {
+	for {
+		select {
+		case batch := <-sub.raw:
+			for i := range batch {
+				sub.decode(ctx, &batch[i])
+			}
+			select {
+			case sub.batches <- batch:
+			case <-ctx.Done():
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// entries turns stream entries into the entries of a batch, to be decoded when handed out.
+// Entries whose content is gone (an id left in the pending list after the entry was trimmed)
+// are returned in gone.
+func (sub *subscription) entries(msgs []redis.XMessage) (batch []entry, gone []string) {
 	batch = make([]entry, 0, len(msgs))
 	ids := make([]string, 0, len(msgs))
 	for _, xm := range msgs {
@@ -320,20 +366,26 @@ func (sub *subscription) entries(ctx context.Context, msgs []redis.XMessage) (ba
 			gone = append(gone, xm.ID)
 			continue
 		}
-		msg, reason := decodeEntry(sub.stream, xm.ID, xm.Values)
-		if reason != "" {
-			sub.s.n.invalid.Add(1)
-			sub.log.Error("redis: stream entry is not a valid event; delivering it marked with "+bus.HeaderInvalidReason,
-				"entry_id", xm.ID, "reason", reason, "uuid", msg.UUID)
-		}
-		base := bus.ContextWithPosition(ctx, bus.Position{
-			Backend: Name, Topic: sub.stream, ConsumerGroup: sub.group, StreamID: xm.ID,
-		})
-		batch = append(batch, entry{id: xm.ID, msg: msg, base: base})
+		batch = append(batch, entry{id: xm.ID, values: xm.Values})
 		ids = append(ids, xm.ID)
 	}
 	sub.held.add(ids)
 	return batch, gone
+}
+
+// decode builds e's message, with the entry's position on its context. An entry that is not a
+// valid event is delivered anyway, marked, and logged.
+func (sub *subscription) decode(ctx context.Context, e *entry) {
+	msg, reason := decodeEntry(sub.stream, e.id, e.values)
+	if reason != "" {
+		sub.s.n.invalid.Add(1)
+		sub.log.Error("redis: stream entry is not a valid event; delivering it marked with "+bus.HeaderInvalidReason,
+			"entry_id", e.id, "reason", reason, "uuid", msg.UUID)
+	}
+	e.msg, e.values = msg, nil
+	e.base = bus.ContextWithPosition(ctx, bus.Position{
+		Backend: Name, Topic: sub.stream, ConsumerGroup: sub.group, StreamID: e.id,
+	})
 }
 
 // reportGone acks pending ids whose entries are no longer in the stream, so they stop being

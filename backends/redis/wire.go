@@ -134,13 +134,16 @@ func toPythonISO(v string) string {
 	return t.UTC().Format(pythonISOFormat)
 }
 
-// fromISO reads the time field back as RFC 3339: Python's isoformat() output (aware, or naive
-// meaning UTC) or RFC 3339. Anything else is returned as is, for bus.ParseEvent to report.
+// fromISO reads the time field back as RFC 3339. Python's isoformat() of an aware time is
+// already RFC 3339 and passes as it is; a naive one (no offset) means UTC and gets a "Z".
+// Anything else is returned as is, for bus.ParseEvent to report.
 func fromISO(v string) string {
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999"} {
-		if t, err := time.Parse(layout, v); err == nil {
-			return t.UTC().Format(time.RFC3339Nano)
-		}
+	if len(v) < len("2006-01-02T15:04:05") || v[10] != 'T' {
+		return v
+	}
+	rest := v[19:]
+	if rest == "" || rest[0] == '.' && strings.IndexAny(rest, "Z+-") < 0 {
+		return v + "Z"
 	}
 	return v
 }
