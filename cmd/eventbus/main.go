@@ -15,6 +15,7 @@ import (
 	// The backends this binary can talk to; a service that embeds eventbus imports its own.
 	_ "github.com/eventbus-go/eventbus/backends/kafka"
 	_ "github.com/eventbus-go/eventbus/backends/kafka/embedded"
+	_ "github.com/eventbus-go/eventbus/backends/redis"
 )
 
 func main() {
