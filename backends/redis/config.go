@@ -64,9 +64,9 @@ type Config struct {
 	// group left pending for longer than MinIdle, and claims them (XAUTOCLAIM). Default: 5s.
 	ClaimInterval time.Duration `yaml:"claim_interval"`
 	// MinIdle is how long an entry must have been pending before another consumer claims it:
-	// longer than the slowest handler, or entries being handled are delivered twice. The
-	// subscriber renews its own entries (buffered or in a handler) well before, so only the
-	// entries of a stopped or stuck consumer reach it. Default: 1m.
+	// the subscriber renews the entries it holds (buffered or in a handler) every third of it,
+	// so only the entries of a consumer that stopped, or lost its connection to Redis, reach
+	// it. A handler that never returns keeps its entry forever. Default: 1m.
 	MinIdle time.Duration `yaml:"min_idle"`
 	// ClaimBatch is how many pending entries one XAUTOCLAIM call examines. Default: 100.
 	ClaimBatch int `yaml:"claim_batch"`

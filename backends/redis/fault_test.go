@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -253,4 +254,48 @@ func TestConsumerKilledWithPending(t *testing.T) {
 		assert.GreaterOrEqual(t, ps.our.Stats().Claimed, uint64(pendingOnKilled))
 	}
 	t.Logf("published 200, handled all, lost 0, duplicates %d", got.duplicates())
+}
+
+// maxlen trims the stream on publish; pending entries of a stopped consumer that were trimmed
+// before anyone acked them are reported with their ids when claimed, never dropped silently.
+func TestTrimmedPendingEntriesAreReported(t *testing.T) {
+	srv := startServer(t, false)
+	c := srv.Client()
+	defer c.Close()
+	cfg := testConfig(srv.Addr())
+	cfg.MinIdle = 200 * time.Millisecond
+	cfg.MaxLen = 10
+	var (
+		lossMu sync.Mutex
+		losses []redisbackend.DataLoss
+	)
+	cfg.OnDataLoss = func(d redisbackend.DataLoss) { lossMu.Lock(); losses = append(losses, d); lossMu.Unlock() }
+	ps := newPubSub(t, cfg)
+	topic := "trimmed"
+	require.NoError(t, c.XGroupCreateMkStream(context.Background(), topic, cfg.ConsumerGroup, "0").Err())
+	publishN(t, ps.pub, topic, "old", 5)
+	res, err := c.XReadGroup(context.Background(), &goredis.XReadGroupArgs{
+		Group: cfg.ConsumerGroup, Consumer: "stopped-pod", Streams: []string{topic, ">"}, Count: 5, Block: -1,
+	}).Result()
+	require.NoError(t, err)
+	require.Len(t, res[0].Messages, 5)
+	publishN(t, ps.pub, topic, "new", 1000) // maxlen ~10 trims the five pending ones away
+	n, err := c.XLen(context.Background(), topic).Result()
+	require.NoError(t, err)
+	assert.Less(t, n, int64(1000), "the stream is trimmed (approximately) to maxlen")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	msgs, err := ps.sub.Subscribe(ctx, topic)
+	require.NoError(t, err)
+	go consume(ctx, msgs, newTally(), nil)
+	require.Eventually(t, func() bool { lossMu.Lock(); defer lossMu.Unlock(); return len(losses) > 0 }, 10*time.Second, 10*time.Millisecond)
+	lossMu.Lock()
+	d := losses[0]
+	lossMu.Unlock()
+	require.ErrorIs(t, d.Err, redisbackend.ErrDataLoss)
+	assert.Contains(t, d.Err.Error(), "trimmed or deleted")
+	assert.Len(t, d.IDs, 5)
+	assert.Equal(t, int64(5), d.Lost)
+	require.Eventually(t, func() bool { return pendingCount(t, c, topic, cfg.ConsumerGroup) == 0 }, 5*time.Second, 10*time.Millisecond)
 }

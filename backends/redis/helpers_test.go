@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,6 +125,8 @@ type server struct {
 	port    int
 	dir     string
 	persist bool
+	extra   []string                // further redis-server arguments
+	opts    func() *goredis.Options // how Client connects; nil for plain TCP without auth
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -133,10 +136,20 @@ type server struct {
 // appendfsync always, so a restart loses nothing; without, it keeps nothing on disk.
 func startServer(t testing.TB, persist bool) *server {
 	t.Helper()
+	return startServerWith(t, persist, nil, nil)
+}
+
+// startServerWith starts a private server with further arguments; opts, when not nil, says
+// how a client reaches it (TLS, a user), given the server's address.
+func startServerWith(t testing.TB, persist bool, extra []string, opts func(addr string) *goredis.Options) *server {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a private redis-server; skipped with -short")
 	}
-	s := &server{t: t, bin: redisServerBin(t), port: freePort(t), dir: t.TempDir(), persist: persist}
+	s := &server{t: t, bin: redisServerBin(t), port: freePort(t), dir: t.TempDir(), persist: persist, extra: extra}
+	if opts != nil {
+		s.opts = func() *goredis.Options { return opts(s.Addr()) }
+	}
 	s.start()
 	t.Cleanup(s.kill)
 	return s
@@ -148,9 +161,14 @@ func (s *server) args() []string {
 	args := []string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
 		"--save", "", "--enable-debug-command", "local", "--logfile", filepath.Join(s.dir, "redis.log")}
 	if s.persist {
-		return append(args, "--appendonly", "yes", "--appendfsync", "always")
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		args = append(args, "--appendonly", "no")
 	}
-	return append(args, "--appendonly", "no")
+	for _, a := range s.extra {
+		args = append(args, strings.ReplaceAll(a, "{port}", strconv.Itoa(s.port)))
+	}
+	return args
 }
 
 func (s *server) start() {
@@ -184,7 +202,12 @@ func (s *server) waitReady() {
 
 // Client returns a new raw client to the server; the caller closes it.
 func (s *server) Client() *goredis.Client {
-	return goredis.NewClient(&goredis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: time.Second})
+	o := &goredis.Options{Addr: s.Addr()}
+	if s.opts != nil {
+		o = s.opts()
+	}
+	o.MaxRetries, o.DialTimeout = -1, time.Second
+	return goredis.NewClient(o)
 }
 
 // Restart stops the server and starts it again on the same port: SHUTDOWN NOSAVE loses every
