@@ -200,6 +200,9 @@ func (c *Config) Validate() error {
 	if c.NackResendDelay < 0 {
 		add("nack_resend_delay", "must not be negative")
 	}
+	if c.ClaimInterval > 0 && c.MinIdle > 0 && 2*c.ClaimInterval > c.MinIdle {
+		add("claim_interval", "must be at most half of min_idle (%s): held entries are renewed on that tick", c.MinIdle)
+	}
 	if c.ConsumerTimeout < 0 {
 		add("consumer_timeout", "must not be negative (0 never removes consumers)")
 	}

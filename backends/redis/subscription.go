@@ -164,9 +164,24 @@ func (sub *subscription) deliver(ctx, drain context.Context, watchers *sync.Wait
 		if sub.cfg.MaxInFlight == 1 {
 			// One message out at a time: wait for its verdict here rather than in a goroutine
 			// of its own, which saves a hand-off per message.
-			sub.watch(ctx, drain, e)
-			cancel()
-			continue
+			select {
+			case <-e.msg.Acked():
+			case <-e.msg.Nacked():
+			case <-ctx.Done():
+			}
+			if ctx.Err() == nil {
+				sub.watch(ctx, drain, e) // the verdict is in: returns at once (or after the nack delay)
+				cancel()
+				continue
+			}
+			// Stopping: out closes now; the verdict may still come, within DrainTimeout.
+			watchers.Add(1)
+			go func() {
+				defer watchers.Done()
+				defer cancel()
+				sub.watch(ctx, drain, e)
+			}()
+			return
 		}
 		watchers.Add(1)
 		go func() {

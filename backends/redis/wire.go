@@ -142,7 +142,7 @@ func fromISO(v string) string {
 		return v
 	}
 	rest := v[19:]
-	if rest == "" || rest[0] == '.' && strings.IndexAny(rest, "Z+-") < 0 {
+	if rest == "" || rest[0] == '.' && !strings.ContainsAny(rest, "Z+-") {
 		return v + "Z"
 	}
 	return v
