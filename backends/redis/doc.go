@@ -65,4 +65,11 @@
 // Recreating the group at the stream's start also means that a group deleted by hand
 // (XGROUP DESTROY) while its stream remains is read again from the oldest retained entry:
 // duplicates rather than loss.
+//
+// # Observing it
+//
+// Bus.As gives the go-redis client (*redis.UniversalClient) and the *Subscriber, whose Stats
+// count reads, claims, acks, nacks, invalid entries, recreated groups and lost entries, and
+// whose Lags report each subscription's consumer group lag: the metrics to export. Rewind and
+// RewindTo move an existing group to a stream id or a time, for replay.
 package redis

@@ -29,8 +29,10 @@ type DataLoss struct {
 	// Err says what happened; it wraps ErrDataLoss.
 	Err error
 	// Lost is how many entries are known to be lost: for a vanished group, the entries the
-	// group had not read yet when last observed (its lag), which is a lower bound since entries
-	// added after that observation are not counted; for trimmed pending entries, their number.
+	// group had not read when its lag was last observed, less those this consumer read since.
+	// With a single consumer per group that is a lower bound (entries added after the
+	// observation are not counted); with several it is an estimate, since the others' reads
+	// since the observation are not seen. For trimmed pending entries, their number.
 	Lost int64
 	// LostKnown is false when Redis could not tell the lag (before Redis 7, or after XDEL).
 	LostKnown bool
@@ -113,8 +115,8 @@ func (s *Subscriber) Stats() Stats {
 // ClaimInterval): how many entries of the stream the group has not read yet.
 type Lag struct {
 	Stream, Group, Consumer string
-	// Entries is the lag; valid only when Known (Redis 7 reports it unless entries were
-	// deleted with XDEL in between).
+	// Entries is the lag, less the entries this consumer read since it was observed; valid
+	// only when Known (Redis 7 reports it unless entries were deleted with XDEL in between).
 	Entries    int64
 	Known      bool
 	ObservedAt time.Time

@@ -331,6 +331,9 @@ func (sub *subscription) read(ctx context.Context) {
 			cursor = msgs[len(msgs)-1].ID
 		}
 		sub.s.n.read.Add(uint64(len(msgs)))
+		if cursor == ">" {
+			sub.readSinceLag(len(msgs))
+		}
 		if cursor == ">" && len(msgs) > 0 && sub.lagAge() > 50*time.Millisecond {
 			// Under load the lag changes fast; keep the figure a data loss would report fresh.
 			sub.observeLag(ctx)
@@ -454,6 +457,14 @@ func (sub *subscription) recoverGroup(ctx context.Context) {
 	d.Err = fmt.Errorf("%w: consumer group %s of stream %s vanished (server restarted without persistence, FLUSHALL, or the key was deleted or evicted); "+
 		"recreated it at the stream's start; %s", ErrDataLoss, sub.group, sub.stream, lost)
 	sub.s.report(d)
+}
+
+// readSinceLag takes entries this consumer read from the lag last observed, so that a loss
+// report does not count entries that were read (and are handled) after the observation.
+func (sub *subscription) readSinceLag(n int) {
+	sub.lagMu.Lock()
+	defer sub.lagMu.Unlock()
+	sub.lag = max(0, sub.lag-int64(n))
 }
 
 func (sub *subscription) lagAge() time.Duration {
