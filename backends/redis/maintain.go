@@ -35,6 +35,9 @@ func (sub *subscription) cmdCtx(ctx context.Context) (context.Context, context.C
 
 // observeLag records how many entries the group has not read yet (XINFO GROUPS, Redis 7).
 func (sub *subscription) observeLag(ctx context.Context) {
+	if !sub.s.reportsLag {
+		return // before Redis 7 XINFO GROUPS has no lag; a loss report then says "unknown"
+	}
 	cctx, cancel := sub.cmdCtx(ctx)
 	defer cancel()
 	groups, err := sub.s.client.XInfoGroups(cctx, sub.stream).Result()

@@ -78,6 +78,9 @@ type Subscriber struct {
 	active  map[*subscription]struct{}
 
 	n counters
+
+	versionOnce sync.Once
+	reportsLag  bool // the server is Redis 7 or newer, whose XINFO GROUPS reports the lag
 }
 
 // NewSubscriber returns a subscriber on client reading in cfg.ConsumerGroup. cfg must be valid
@@ -179,6 +182,10 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		return nil, ErrSubscriberClosed
 	}
 	initCtx, cancelInit := context.WithTimeout(ctx, s.cfg.WriteTimeout+s.cfg.ReadTimeout)
+	s.versionOnce.Do(func() {
+		info, err := s.client.Info(initCtx, "server").Result()
+		s.reportsLag = err == nil && atLeast(infoField(info, "redis_version"), 7, 0)
+	})
 	err := s.ensureGroup(initCtx, topic)
 	cancelInit()
 	if err != nil {
