@@ -54,9 +54,19 @@ func TestDLQRoundTrip(t *testing.T) {
 			return regexp.QuoteMeta(fmt.Sprintf("rabbitmq %s (queue billing.%s) tag ", topic, topic)) + `\d+`
 		})
 	})
+	t.Run("redis", func(t *testing.T) {
+		c := redisForCLI(t)
+		cfgPath := writeFile(t, "eventbus.yaml", redisCLIConfig+"  consumer_group: billing\n"+router)
+		topic := testDLQRoundTrip(t, cfgPath, func(topic string, _ int) string {
+			return regexp.QuoteMeta("redis "+topic+"@") + `\d+-\d+`
+		})
+		c.Del(context.Background(), topic, topic+".poison")
+	})
 }
 
-func testDLQRoundTrip(t *testing.T, cfgPath string, position func(topic string, i int) string) {
+// testDLQRoundTrip runs the round trip on the backend cfgPath selects and returns the topic it
+// used; position matches the broker position the poison queue records for the i-th event.
+func testDLQRoundTrip(t *testing.T, cfgPath string, position func(topic string, i int) string) string {
 	cfg, err := config.Load(cfgPath)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -167,6 +177,7 @@ func testDLQRoundTrip(t *testing.T, cfgPath string, position func(topic string, 
 	mu.Lock()
 	assert.NotContains(t, handled, "evt-3", "purged, never handled")
 	mu.Unlock()
+	return topic
 }
 
 func TestDLQRejectsBadFlags(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	_ "github.com/eventbus-go/eventbus/backends/kafka"
 	_ "github.com/eventbus-go/eventbus/backends/kafka/embedded"
 	_ "github.com/eventbus-go/eventbus/backends/rabbitmq"
+	_ "github.com/eventbus-go/eventbus/backends/redis"
 )
 
 func main() {

@@ -1,0 +1,240 @@
+package redis
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/eventbus-go/eventbus/config"
+)
+
+// Config is the redis: section of the config file. Every field's comment gives its default.
+type Config struct {
+	// Addrs are the host:port addresses of the server. One address is a single server (or a
+	// primary behind a proxy); several are the seed nodes of a Redis Cluster. Default:
+	// [127.0.0.1:6379].
+	Addrs []string `yaml:"addrs"`
+	// Username for Redis 6 ACLs; "" uses the default user. Default: "".
+	Username string `yaml:"username"`
+	// Password for AUTH; give it as ${VAR} or ${file:PATH}. Never logged or printed. Default: "".
+	Password config.Secret `yaml:"password"`
+	// DB is the database number on a single server; a Cluster has only database 0. Default: 0.
+	DB int `yaml:"db"`
+
+	// ConsumerGroup is the stream consumer group subscribers join. Instances of one service share
+	// a group and split the entries; every group gets every entry. Default: "eventbus".
+	ConsumerGroup string `yaml:"consumer_group"`
+	// ConsumerName names this process inside the group. Keep it stable across restarts of the
+	// same instance (a pod name) so that a restarted instance takes back its own pending entries
+	// at once instead of waiting for them to be claimed. A second subscription to the same
+	// stream and group in one process gets "-2", "-3", ... appended. Default: "" meaning
+	// hostname-pid, which is stable for a container whose process restarts in place.
+	ConsumerName string `yaml:"consumer_name"`
+	// StartFrom is where a group that does not exist yet starts reading when the subscriber
+	// creates it: "oldest" (every entry the stream retains), "newest" (only entries added from
+	// then on), a stream id such as "1732363200000-0", or an RFC 3339 time (stream ids are
+	// millisecond timestamps, so this replays by time). An existing group keeps its position;
+	// move it with Rewind. Default: "oldest", so a new service misses nothing retained.
+	StartFrom string `yaml:"start_from"`
+
+	// ReadBatch is how many entries one XREADGROUP asks for (COUNT). Larger batches read faster;
+	// entries read but not yet handled stay pending on this consumer, so with slow handlers and
+	// several consumers a smaller batch shares the work more evenly. Default: 100.
+	ReadBatch int `yaml:"read_batch"`
+	// MaxInFlight is how many messages a subscription hands out before earlier ones are acked or
+	// nacked. 1 hands them out one at a time, in stream order; more lets handlers run in parallel
+	// (declares the Pipelining capability) and gives up that order. Default: 1.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// BlockTime is how long one XREADGROUP waits for new entries. It bounds how quickly Close
+	// returns, since a blocked read cannot be interrupted. Default: 1s.
+	BlockTime time.Duration `yaml:"block_time"`
+	// NackResendDelay is the pause before a nacked message is handed out again. Default: 100ms.
+	NackResendDelay time.Duration `yaml:"nack_resend_delay"`
+	// DrainTimeout is how long Close, or the end of a subscription, waits for messages already
+	// handed out to be acked or nacked, and for their acks to reach Redis. Messages still
+	// unacked after it stay pending and are delivered again later. Default: 10s.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+
+	// ClaimInterval is how often a subscription looks for entries that other consumers of the
+	// group left pending for longer than MinIdle, and claims them (XAUTOCLAIM). Default: 5s.
+	ClaimInterval time.Duration `yaml:"claim_interval"`
+	// MinIdle is how long an entry must have been pending before another consumer claims it:
+	// the subscriber renews the entries it holds (buffered or in a handler) every third of it,
+	// so only the entries of a consumer that stopped, or lost its connection to Redis, reach
+	// it. A handler that never returns keeps its entry forever. Default: 1m.
+	MinIdle time.Duration `yaml:"min_idle"`
+	// ClaimBatch is how many pending entries one XAUTOCLAIM call examines. Default: 100.
+	ClaimBatch int `yaml:"claim_batch"`
+	// ConsumerTimeout removes a consumer from the group once it has been idle this long and has
+	// nothing pending (checked and deleted atomically, so no pending entry is ever deleted with
+	// it). 0 never removes consumers. Must exceed MinIdle. Default: 1h.
+	ConsumerTimeout time.Duration `yaml:"consumer_timeout"`
+
+	// MaxLen trims a stream to about this many entries (XADD MAXLEN ~) on every publish. 0 keeps
+	// every entry. Trimming bounds replay, and an entry trimmed before a slow group read it is
+	// gone for that group. Default: 0 (off).
+	MaxLen int64 `yaml:"maxlen"`
+
+	// DialTimeout bounds connecting. Default: 5s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// ReadTimeout and WriteTimeout bound one command's reply and send; a blocking read waits
+	// BlockTime on top. Default: 3s each.
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+
+	TLS config.TLS `yaml:"tls"`
+
+	// OnDataLoss is called, besides an error log, when a subscription finds that its consumer
+	// group vanished (a restart without persistence, FLUSHALL, the stream deleted or evicted)
+	// or that pending entries were gone from the stream when claimed. Set in code only.
+	OnDataLoss func(DataLoss) `yaml:"-"`
+}
+
+// DefaultConfig returns the configuration used when the file has no redis: section.
+func DefaultConfig() *Config {
+	return &Config{
+		Addrs:           []string{"127.0.0.1:6379"},
+		ConsumerGroup:   "eventbus",
+		StartFrom:       "oldest",
+		ReadBatch:       100,
+		MaxInFlight:     1,
+		BlockTime:       time.Second,
+		NackResendDelay: 100 * time.Millisecond,
+		DrainTimeout:    10 * time.Second,
+		ClaimInterval:   5 * time.Second,
+		MinIdle:         time.Minute,
+		ClaimBatch:      100,
+		ConsumerTimeout: time.Hour,
+		DialTimeout:     5 * time.Second,
+		ReadTimeout:     3 * time.Second,
+		WriteTimeout:    3 * time.Second,
+	}
+}
+
+var streamIDPattern = regexp.MustCompile(`^\d+(-\d+)?$`)
+
+// startID translates StartFrom into the id XGROUP CREATE takes.
+func startID(s string) (string, error) {
+	switch s {
+	case "oldest":
+		return "0", nil
+	case "newest":
+		return "$", nil
+	}
+	if streamIDPattern.MatchString(s) {
+		return s, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return IDBefore(t), nil
+	}
+	return "", fmt.Errorf("%q: want oldest, newest, a stream id such as 1732363200000-0, or an RFC 3339 time", s)
+}
+
+// IDBefore returns the stream id just before time t, so that a group positioned there reads
+// every entry added at or after t (stream ids are <milliseconds>-<sequence>).
+func IDBefore(t time.Time) string {
+	ms := t.UnixMilli()
+	if ms <= 0 {
+		return "0"
+	}
+	return strconv.FormatInt(ms-1, 10) + "-18446744073709551615"
+}
+
+// Validate reports every problem with paths relative to the redis: section.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(path, format string, args ...any) { errs = append(errs, config.Invalid(path, format, args...)) }
+
+	if len(c.Addrs) == 0 {
+		add("addrs", "must list at least one host:port")
+	}
+	for i, a := range c.Addrs {
+		if err := checkHostPort(a); err != nil {
+			add("addrs["+strconv.Itoa(i)+"]", "%q: %v", a, err)
+		}
+	}
+	if c.DB < 0 {
+		add("db", "must not be negative")
+	}
+	if c.DB != 0 && len(c.Addrs) > 1 {
+		add("db", "a Redis Cluster (several addrs) has only database 0")
+	}
+	if c.ConsumerGroup == "" {
+		add("consumer_group", "must not be empty: the backend always reads through a consumer group")
+	}
+	if strings.ContainsAny(c.ConsumerName, " \t\r\n") {
+		add("consumer_name", "%q must not contain white space", c.ConsumerName)
+	}
+	if _, err := startID(c.StartFrom); err != nil {
+		add("start_from", "%v", err)
+	}
+	if c.ReadBatch < 1 {
+		add("read_batch", "must be at least 1")
+	}
+	if c.MaxInFlight < 1 {
+		add("max_in_flight", "must be at least 1")
+	}
+	if c.ClaimBatch < 1 {
+		add("claim_batch", "must be at least 1")
+	}
+	if c.MaxLen < 0 {
+		add("maxlen", "must not be negative (0 turns trimming off)")
+	}
+	for _, f := range []struct {
+		path string
+		d    time.Duration
+	}{
+		{"block_time", c.BlockTime}, {"drain_timeout", c.DrainTimeout}, {"claim_interval", c.ClaimInterval},
+		{"min_idle", c.MinIdle}, {"dial_timeout", c.DialTimeout}, {"read_timeout", c.ReadTimeout},
+		{"write_timeout", c.WriteTimeout},
+	} {
+		if f.d <= 0 {
+			add(f.path, "must be positive")
+		}
+	}
+	if c.NackResendDelay < 0 {
+		add("nack_resend_delay", "must not be negative")
+	}
+	if c.ClaimInterval > 0 && c.MinIdle > 0 && 2*c.ClaimInterval > c.MinIdle {
+		add("claim_interval", "must be at most half of min_idle (%s): held entries are renewed on that tick", c.MinIdle)
+	}
+	if c.ConsumerTimeout < 0 {
+		add("consumer_timeout", "must not be negative (0 never removes consumers)")
+	}
+	if c.ConsumerTimeout > 0 && c.ConsumerTimeout <= c.MinIdle {
+		add("consumer_timeout", "must be longer than min_idle (%s), or 0", c.MinIdle)
+	}
+	errs = append(errs, config.Nest("tls", c.TLS.Validate()))
+	return errors.Join(errs...)
+}
+
+// consumerName is the configured name, or hostname-pid.
+func (c *Config) consumerName() string {
+	if c.ConsumerName != "" {
+		return c.ConsumerName
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "eventbus"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return errors.New("want host:port")
+	}
+	if host == "" {
+		return errors.New("host is empty")
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return errors.New("port must be a number from 1 to 65535")
+	}
+	return nil
+}

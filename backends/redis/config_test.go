@@ -1,0 +1,76 @@
+package redis_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	redisbackend "github.com/eventbus-go/eventbus/backends/redis"
+	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/config"
+)
+
+func TestConfigFromFile(t *testing.T) {
+	cfg, err := config.Parse("eventbus.yaml", []byte(`backend: redis
+redis:
+  addrs: [redis-1:6379, redis-2:6379, redis-3:6379]
+  username: lms
+  password: ${REDIS_PASSWORD}
+  consumer_group: lms-enrollments
+  start_from: "2026-11-23T12:00:00Z"
+  read_batch: 500
+  max_in_flight: 8
+  maxlen: 100000
+`))
+	require.NoError(t, err)
+	bc, err := bus.BackendConfig(cfg.WithEnv(func(k string) (string, bool) { return "s3cret", k == "REDIS_PASSWORD" }))
+	require.NoError(t, err)
+	rc := bc.(*redisbackend.Config)
+	assert.Equal(t, []string{"redis-1:6379", "redis-2:6379", "redis-3:6379"}, rc.Addrs)
+	assert.Equal(t, "s3cret", rc.Password.Value())
+	assert.Equal(t, "[redacted]", rc.Password.String())
+	assert.Equal(t, 500, rc.ReadBatch)
+	assert.Equal(t, 8, rc.MaxInFlight)
+	assert.Equal(t, int64(100000), rc.MaxLen)
+	assert.Equal(t, time.Second, rc.BlockTime, "defaults stay for keys the file does not set")
+}
+
+func TestConfigErrorsNameKeyAndLine(t *testing.T) {
+	cfg, err := config.Parse("eventbus.yaml", []byte(`backend: redis
+redis:
+  addrs: [localhost]
+  db: 2
+  consumer_group: ""
+  start_from: yesterday
+  read_batch: 0
+  min_idle: 10s
+  consumer_timeout: 5s
+`))
+	require.NoError(t, err)
+	_, err = bus.BackendConfig(cfg)
+	require.ErrorIs(t, err, config.ErrInvalid)
+	msg := err.Error()
+	for _, want := range []string{
+		`eventbus.yaml:3: redis.addrs[0]: "localhost": want host:port`,
+		"eventbus.yaml:5: redis.consumer_group: must not be empty",
+		`eventbus.yaml:6: redis.start_from: "yesterday": want oldest, newest, a stream id`,
+		"eventbus.yaml:7: redis.read_batch: must be at least 1",
+		"eventbus.yaml:9: redis.consumer_timeout: must be longer than min_idle (10s), or 0",
+	} {
+		assert.Contains(t, msg, want)
+	}
+	assert.Len(t, strings.Split(msg, "\n"), 5, msg)
+
+	cfg, err = config.Parse("eventbus.yaml", []byte("backend: redis\nredis:\n  addrs: [a:1, b:2]\n  db: 3\n"))
+	require.NoError(t, err)
+	_, err = bus.BackendConfig(cfg)
+	require.ErrorContains(t, err, "redis.db: a Redis Cluster (several addrs) has only database 0")
+}
+
+func TestIDBefore(t *testing.T) {
+	assert.Equal(t, "1999-18446744073709551615", redisbackend.IDBefore(time.UnixMilli(2000)))
+	assert.Equal(t, "0", redisbackend.IDBefore(time.Time{}))
+}

@@ -1,0 +1,287 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/eventbus-go/eventbus/bus"
+)
+
+// Name is the backend's name in the config file.
+const Name = "redis"
+
+func init() { bus.Register(Name, driver{}) }
+
+type driver struct{}
+
+func (driver) DefaultConfig() any { return DefaultConfig() }
+
+// NewClient returns the go-redis client cfg describes: a single-server client for one address,
+// a Cluster client for several.
+func NewClient(cfg *Config) (redis.UniversalClient, error) {
+	tlsCfg, err := cfg.TLS.Build()
+	if err != nil {
+		return nil, err
+	}
+	opts := &redis.UniversalOptions{
+		Addrs:        cfg.Addrs,
+		Username:     cfg.Username,
+		Password:     cfg.Password.Value(),
+		DB:           cfg.DB,
+		DialTimeout:  cfg.DialTimeout,
+		ReadTimeout:  cfg.ReadTimeout,
+		WriteTimeout: cfg.WriteTimeout,
+		TLSConfig:    tlsCfg,
+		ClientName:   "eventbus",
+		// Deadlines of the contexts passed in bound commands; cancellation still waits for the
+		// reply, which is why BlockTime bounds how long Close takes.
+		ContextTimeoutEnabled: true,
+	}
+	if len(cfg.Addrs) > 1 {
+		return redis.NewClusterClient(opts.Cluster()), nil
+	}
+	return redis.NewClient(opts.Simple()), nil
+}
+
+func (driver) Open(ctx context.Context, raw any, o bus.Options) (*bus.Backend, error) {
+	c, ok := raw.(*Config)
+	if !ok {
+		return nil, fmt.Errorf("redis driver got config of type %T, want *redis.Config", raw)
+	}
+	cfg := *c
+	if o.ConsumerGroup != "" {
+		cfg.ConsumerGroup = o.ConsumerGroup
+	}
+	if o.StartFrom != bus.StartDefault {
+		cfg.StartFrom = string(o.StartFrom)
+	}
+	if o.MaxInFlight > 0 {
+		// The ordering middleware and the dlq tool ask for a window of un-acked messages.
+		cfg.MaxInFlight = o.MaxInFlight
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logger := o.Logger.With("backend", Name)
+
+	client, err := NewClient(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	server, err := inspectServer(ctx, client, cfg.WriteTimeout+cfg.ReadTimeout)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("connect to redis %v: %w", cfg.Addrs, err), client.Close())
+	}
+	if !server.persistent {
+		logger.Warn("redis keeps streams only in memory: a restart loses every entry and consumer group; "+
+			"enable appendonly for persistence", "addrs", cfg.Addrs, "persistence", server.note)
+	}
+
+	// The publisher gets a client of its own: watermill-redisstream's publisher closes its
+	// client on Close, and the router closes a handler's publisher when the handler stops.
+	pubClient, err := NewClient(&cfg)
+	if err != nil {
+		return nil, errors.Join(err, client.Close())
+	}
+	wpub, err := redisstream.NewPublisher(redisstream.PublisherConfig{
+		Client:        pubClient,
+		Marshaller:    marshaller{},
+		DefaultMaxlen: cfg.MaxLen,
+	}, watermill.NewSlogLogger(logger))
+	if err != nil {
+		return nil, errors.Join(err, pubClient.Close(), client.Close())
+	}
+	sub, err := NewSubscriber(client, cfg, logger)
+	if err != nil {
+		return nil, errors.Join(err, wpub.Close(), client.Close())
+	}
+
+	caps := bus.Capabilities{
+		ConsumerGroups:  true,
+		PerKeyOrdering:  false,
+		Persistence:     server.persistent,
+		Replay:          true,
+		ReplayByTime:    true,
+		Pipelining:      cfg.MaxInFlight > 1,
+		MaxMessageBytes: server.maxBulk,
+		Notes: map[bus.Capability]string{
+			bus.PerKeyOrdering: "stream order holds only with a single consumer per group and max_in_flight 1; entries claimed from a stopped consumer arrive late",
+			bus.Persistence:    server.note,
+			bus.Replay:         "a new group with start_from oldest reads what the stream retains; maxlen trimming bounds it",
+			bus.ReplayByTime:   "start_from takes an RFC 3339 time (stream ids are millisecond timestamps); Rewind moves an existing group",
+			bus.NativeDelay:    "Redis Streams have no delayed delivery",
+		},
+	}
+	if !caps.Pipelining {
+		caps.Notes[bus.Pipelining] = "max_in_flight is 1: a message is handed out only after the previous one was acked or nacked"
+	} else {
+		caps.Notes[bus.Pipelining] = fmt.Sprintf("up to %d messages out at once (max_in_flight), each acked on its own", cfg.MaxInFlight)
+	}
+	var closeOnce sync.Once
+	var closeErr error
+	return &bus.Backend{
+		Publisher:    &publisher{next: wpub},
+		Subscriber:   sub,
+		Capabilities: caps,
+		Close: func() error {
+			closeOnce.Do(func() { closeErr = client.Close() })
+			return closeErr
+		},
+		As: func(target any) bool {
+			switch t := target.(type) {
+			case *redis.UniversalClient:
+				*t = client
+				return true
+			case **Subscriber:
+				*t = sub
+				return true
+			case *[]string:
+				*t = append([]string(nil), cfg.Addrs...)
+				return true
+			}
+			return false
+		},
+	}, nil
+}
+
+// serverInfo is what the driver learns about the server at start-up.
+type serverInfo struct {
+	persistent bool
+	note       string // how the server persists, for Capabilities and the start-up warning
+	maxBulk    int
+}
+
+// inspectServer checks the server answers, is recent enough, and how it keeps data. On a Cluster
+// every primary is checked and the weakest setting counts.
+func inspectServer(ctx context.Context, client redis.UniversalClient, timeout time.Duration) (serverInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	check := func(ctx context.Context, c *redis.Client) (serverInfo, error) {
+		if err := c.Ping(ctx).Err(); err != nil {
+			return serverInfo{}, err
+		}
+		info, err := c.Info(ctx, "server").Result()
+		if err != nil {
+			return serverInfo{}, err
+		}
+		if v := infoField(info, "redis_version"); v != "" && !atLeast(v, 6, 2) {
+			return serverInfo{}, fmt.Errorf("redis %s is too old: the backend needs 6.2 or newer (XAUTOCLAIM)", v)
+		}
+		return persistenceOf(ctx, c), nil
+	}
+	switch c := client.(type) {
+	case *redis.Client:
+		return check(ctx, c)
+	case *redis.ClusterClient:
+		var mu sync.Mutex
+		weakest := serverInfo{persistent: true}
+		first := true
+		err := c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			si, err := check(ctx, m)
+			if err != nil {
+				return fmt.Errorf("%s: %w", m.Options().Addr, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if first || (weakest.persistent && !si.persistent) {
+				weakest = si
+			}
+			if si.maxBulk < weakest.maxBulk || weakest.maxBulk == 0 {
+				weakest.maxBulk = si.maxBulk
+			}
+			first = false
+			return nil
+		})
+		return weakest, err
+	}
+	return serverInfo{note: "unknown client type"}, client.Ping(ctx).Err()
+}
+
+// persistenceOf reads appendonly, appendfsync and save. Managed services often disable CONFIG;
+// then persistence is unknown and not claimed.
+func persistenceOf(ctx context.Context, c *redis.Client) serverInfo {
+	vals, err := c.ConfigGet(ctx, "*").Result()
+	if err != nil {
+		return serverInfo{note: "unknown: CONFIG GET is not allowed (" + err.Error() + "); not claimed"}
+	}
+	si := serverInfo{}
+	if n, err := strconv.Atoi(vals["proto-max-bulk-len"]); err == nil {
+		si.maxBulk = n
+	}
+	switch {
+	case vals["appendonly"] == "yes":
+		si.persistent = true
+		si.note = "appendonly yes, appendfsync " + vals["appendfsync"]
+		if vals["appendfsync"] != "always" {
+			si.note += ": a crash of the machine (not just of Redis) can lose the last second of writes"
+		}
+		si.note += "; replication is asynchronous, so a failover can lose acknowledged writes"
+	case strings.TrimSpace(vals["save"]) != "":
+		si.note = "RDB snapshots only (save " + vals["save"] + "): writes since the last snapshot are lost if Redis stops abruptly"
+	default:
+		si.note = "none: appendonly is off and save is empty, so a restart loses every stream"
+	}
+	return si
+}
+
+func infoField(info, name string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func atLeast(version string, major, minor int) bool {
+	parts := strings.SplitN(version, ".", 3)
+	if len(parts) < 2 {
+		return true
+	}
+	maj, err1 := strconv.Atoi(parts[0])
+	mnr, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return true
+	}
+	return maj > major || (maj == major && mnr >= minor)
+}
+
+// publisher wraps watermill-redisstream's publisher, whose closed flag is not safe against a
+// concurrent Publish.
+type publisher struct {
+	mu     sync.RWMutex
+	closed bool
+	next   *redisstream.Publisher
+}
+
+func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return errors.New("redis publisher closed")
+	}
+	if topic == "" {
+		return errors.New("publish: topic (stream key) is empty")
+	}
+	return p.next.Publish(topic, msgs...)
+}
+
+func (p *publisher) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	return p.next.Close()
+}

@@ -1,0 +1,144 @@
+package redis_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	redisbackend "github.com/eventbus-go/eventbus/backends/redis"
+	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/config"
+)
+
+// roundTrip publishes one event to a fresh stream and consumes it through b.
+func roundTrip(t *testing.T, b *bus.Bus) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, b.Publish(ctx, "secure", bus.Event{ID: "e1", Type: "t", Source: "s", Data: []byte("x")}))
+	msgs, err := b.Subscriber.Subscribe(ctx, "secure")
+	require.NoError(t, err)
+	m := receive(t, ctx, msgs)
+	assert.Equal(t, "e1", m.UUID)
+	m.Ack()
+}
+
+// A server that only takes TLS connections with a client certificate, whose own certificate
+// names redis.test (not 127.0.0.1): the CA, the client pair and the server name all count.
+func TestTLSWithClientCertificate(t *testing.T) {
+	dir := t.TempDir()
+	ca, caKey := newCA(t, dir)
+	serverCert, serverKey := newLeaf(t, dir, "server", ca, caKey, "redis.test")
+	clientCert, clientKey := newLeaf(t, dir, "client", ca, caKey, "eventbus-client")
+	caFile := filepath.Join(dir, "ca.pem")
+
+	tlsFor := func(serverName string) *tls.Config {
+		pool := x509.NewCertPool()
+		pem, err := os.ReadFile(caFile)
+		require.NoError(t, err)
+		pool.AppendCertsFromPEM(pem)
+		pair, err := tls.LoadX509KeyPair(clientCert, clientKey)
+		require.NoError(t, err)
+		return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, ServerName: serverName, MinVersion: tls.VersionTLS12}
+	}
+	srv := startServerWith(t, false,
+		[]string{"--port", "0", "--tls-port", "{port}", "--tls-cert-file", serverCert, "--tls-key-file", serverKey,
+			"--tls-ca-cert-file", caFile, "--tls-auth-clients", "yes"},
+		func(addr string) *goredis.Options {
+			return &goredis.Options{Addr: addr, TLSConfig: tlsFor("redis.test")}
+		})
+
+	cfg := testConfig(srv.Addr())
+	cfg.TLS = config.TLS{Enabled: true, CAFile: caFile, CertFile: clientCert, KeyFile: clientKey, ServerName: "redis.test"}
+	require.NoError(t, cfg.Validate())
+	b, _ := openBus(t, cfg)
+	roundTrip(t, b)
+
+	// Without the server name the certificate does not match 127.0.0.1; without the client
+	// pair the server refuses the handshake.
+	noName := testConfig(srv.Addr())
+	noName.TLS = config.TLS{Enabled: true, CAFile: caFile, CertFile: clientCert, KeyFile: clientKey}
+	_, err := bus.OpenBackend(context.Background(), redisbackend.Name, noName, bus.WithLogger(testLogger()))
+	require.ErrorContains(t, err, "certificate")
+	noClient := testConfig(srv.Addr())
+	noClient.TLS = config.TLS{Enabled: true, CAFile: caFile, ServerName: "redis.test"}
+	_, err = bus.OpenBackend(context.Background(), redisbackend.Name, noClient, bus.WithLogger(testLogger()))
+	require.Error(t, err)
+}
+
+// An ACL user with a password from the environment; a wrong password is a clear error.
+func TestACLUserAndPassword(t *testing.T) {
+	srv := startServerWith(t, false,
+		[]string{"--user", "default", "off", "--user", "lms", "on", ">s3cret", "~*", "&*", "+@all"},
+		func(addr string) *goredis.Options {
+			return &goredis.Options{Addr: addr, Username: "lms", Password: "s3cret"}
+		})
+	file, err := config.Parse("eventbus.yaml", []byte("backend: redis\nredis:\n  addrs: ["+srv.Addr()+"]\n  username: lms\n  password: ${REDIS_PASSWORD}\n"))
+	require.NoError(t, err)
+
+	good, err := bus.Open(context.Background(), file.WithEnv(func(string) (string, bool) { return "s3cret", true }), bus.WithLogger(testLogger()))
+	require.NoError(t, err)
+	defer good.Close()
+	roundTrip(t, good)
+
+	_, err = bus.Open(context.Background(), file.WithEnv(func(string) (string, bool) { return "not-the-pass-9x", true }), bus.WithLogger(testLogger()))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "WRONGPASS")
+	assert.NotContains(t, err.Error(), "not-the-pass-9x", "the password is not in the error")
+}
+
+func newCA(t *testing.T, dir string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "eventbus test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", der)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return cert, key
+}
+
+func newLeaf(t *testing.T, dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, dnsName string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: dnsName},
+		DNSNames: []string{dnsName}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	require.NoError(t, err)
+	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
+	writePEM(t, certFile, "CERTIFICATE", der)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	writePEM(t, keyFile, "EC PRIVATE KEY", keyDER)
+	return certFile, keyFile
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
+}

@@ -1,0 +1,187 @@
+package redis_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	redisbackend "github.com/eventbus-go/eventbus/backends/redis"
+	"github.com/eventbus-go/eventbus/bus"
+)
+
+// A restarted instance (same consumer name) takes back its own pending entries at once, without
+// waiting MinIdle for them to be claimed.
+func TestRestartedConsumerReadsOwnPendingFirst(t *testing.T) {
+	c := needBroker(t, sharedAddr)
+	topic := prefix(t, c) + "own"
+	cfg := testConfig(sharedAddr)
+	cfg.ConsumerName = "pod-1"
+	cfg.MinIdle = time.Hour // no claiming in this test
+	cfg.DrainTimeout = 100 * time.Millisecond
+	first, _ := openBus(t, cfg)
+	ids := publishN(t, first.Publisher, topic, "m", 3)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msgs, err := first.Subscriber.Subscribe(ctx, topic)
+	require.NoError(t, err)
+	assert.Equal(t, ids[0], receive(t, ctx, msgs).UUID) // handed out, never acked
+	require.NoError(t, first.Close())
+	require.Equal(t, int64(3), pendingCount(t, c, topic, cfg.ConsumerGroup), "all three stay pending on pod-1")
+
+	second, _ := openBus(t, cfg)
+	msgs, err = second.Subscriber.Subscribe(ctx, topic)
+	require.NoError(t, err)
+	for _, id := range ids {
+		m := receive(t, ctx, msgs)
+		assert.Equal(t, id, m.UUID, "own pending entries come back first, in order")
+		m.Ack()
+	}
+	require.Eventually(t, func() bool { return pendingCount(t, c, topic, cfg.ConsumerGroup) == 0 }, 5*time.Second, 10*time.Millisecond)
+}
+
+// With max_in_flight 1 a nacked message is handed out again before the next one.
+func TestNackRedeliversBeforeNext(t *testing.T) {
+	c := needBroker(t, sharedAddr)
+	topic := prefix(t, c) + "nack"
+	b, sub := openBus(t, testConfig(sharedAddr))
+	ids := publishN(t, b.Publisher, topic, "m", 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msgs, err := b.Subscriber.Subscribe(ctx, topic)
+	require.NoError(t, err)
+	m := receive(t, ctx, msgs)
+	require.Equal(t, ids[0], m.UUID)
+	m.Nack()
+	again := receive(t, ctx, msgs)
+	assert.Equal(t, ids[0], again.UUID)
+	pos, ok := bus.PositionOf(again)
+	require.True(t, ok, "a redelivered message keeps its position")
+	assert.NotEmpty(t, pos.StreamID)
+	again.Ack()
+	next := receive(t, ctx, msgs)
+	assert.Equal(t, ids[1], next.UUID)
+	next.Ack()
+	assert.Equal(t, uint64(1), sub.Stats().Nacked)
+}
+
+// max_in_flight bounds how many messages are out unacked; acking one lets the next out.
+func TestPipeliningWindow(t *testing.T) {
+	c := needBroker(t, sharedAddr)
+	topic := prefix(t, c) + "window"
+	cfg := testConfig(sharedAddr)
+	cfg.MaxInFlight = 4
+	b, _ := openBus(t, cfg, bus.Require(bus.Pipelining))
+	assert.True(t, b.Capabilities().Pipelining)
+	publishN(t, b.Publisher, topic, "m", 6)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msgs, err := b.Subscriber.Subscribe(ctx, topic)
+	require.NoError(t, err)
+	var out []*message.Message
+	for range 4 {
+		out = append(out, receive(t, ctx, msgs))
+	}
+	assert.Equal(t, []string{"m-0", "m-1", "m-2", "m-3"}, []string{out[0].UUID, out[1].UUID, out[2].UUID, out[3].UUID})
+	select {
+	case m := <-msgs:
+		t.Fatalf("a fifth message %s was handed out with four unacked", m.UUID)
+	case <-time.After(300 * time.Millisecond): // asserting that nothing arrives needs a wait
+	}
+	// Acks are independent: acking the last one, not the first, frees a slot.
+	out[3].Ack()
+	fifth := receive(t, ctx, msgs)
+	assert.Equal(t, "m-4", fifth.UUID)
+	fifth.Ack()
+	out[0].Ack()
+	out[1].Ack()
+	out[2].Ack()
+}
+
+func TestStartFromNewestAndTime(t *testing.T) {
+	c := needBroker(t, sharedAddr)
+	topic := prefix(t, c) + "start"
+	old, err := c.XAdd(context.Background(), &goredis.XAddArgs{Stream: topic, ID: "1000-0", Values: []any{"id", "old", "event_data", ""}}).Result()
+	require.NoError(t, err)
+	require.Equal(t, "1000-0", old)
+	_, err = c.XAdd(context.Background(), &goredis.XAddArgs{Stream: topic, ID: "2000-0", Values: []any{"id", "at-2s", "event_data", ""}}).Result()
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// newest: only entries added after the group was created.
+	cfg := testConfig(sharedAddr)
+	b, _ := openBus(t, cfg, bus.WithStartFrom(bus.StartNewest))
+	msgs, err := b.Subscriber.Subscribe(ctx, topic)
+	require.NoError(t, err)
+	_, err = c.XAdd(context.Background(), &goredis.XAddArgs{Stream: topic, Values: []any{"id", "new", "event_data", ""}}).Result()
+	require.NoError(t, err)
+	m := receive(t, ctx, msgs)
+	assert.Equal(t, "new", m.UUID)
+	m.Ack()
+
+	// a time: the first entry at or after it.
+	cfg2 := testConfig(sharedAddr)
+	cfg2.StartFrom = time.UnixMilli(2000).UTC().Format(time.RFC3339Nano)
+	b2, _ := openBus(t, cfg2)
+	msgs2, err := b2.Subscriber.Subscribe(ctx, topic)
+	require.NoError(t, err)
+	m = receive(t, ctx, msgs2)
+	assert.Equal(t, "at-2s", m.UUID)
+	m.Ack()
+
+	// Rewind moves an existing group back, here to the very start.
+	var client goredis.UniversalClient
+	require.True(t, b2.As(&client))
+	require.NoError(t, redisbackend.Rewind(ctx, client, topic, cfg2.ConsumerGroup, "0"))
+	m = receive(t, ctx, msgs2)
+	assert.Equal(t, "new", m.UUID, "entries buffered before the rewind still come")
+	m.Ack()
+	m = receive(t, ctx, msgs2)
+	assert.Equal(t, "old", m.UUID)
+	m.Ack()
+}
+
+func TestCapabilitiesFollowServerPersistence(t *testing.T) {
+	c := needBroker(t, sharedAddr)
+	_ = prefix(t, c)
+	b, _ := openBus(t, testConfig(sharedAddr), bus.Require(bus.ConsumerGroups, bus.Replay, bus.ReplayByTime))
+	caps := b.Capabilities()
+	assert.False(t, caps.Persistence, "the shared server keeps nothing on disk")
+	assert.Contains(t, caps.Notes[bus.Persistence], "appendonly is off")
+	assert.False(t, caps.PerKeyOrdering)
+	assert.False(t, caps.Pipelining)
+	assert.Positive(t, caps.MaxMessageBytes)
+
+	_, err := bus.OpenBackend(context.Background(), redisbackend.Name, testConfig(sharedAddr), bus.WithLogger(testLogger()), bus.Require(bus.Persistence))
+	require.ErrorIs(t, err, bus.ErrNotSupported)
+	assert.Contains(t, err.Error(), "backend redis: persistence (none: appendonly is off")
+
+	srv := startServer(t, true)
+	pb, _ := openBus(t, testConfig(srv.Addr()), bus.Require(bus.Persistence))
+	assert.Contains(t, pb.Capabilities().Notes[bus.Persistence], "appendonly yes, appendfsync always")
+
+	var client goredis.UniversalClient
+	require.True(t, pb.As(&client))
+	require.NoError(t, client.Ping(context.Background()).Err())
+	var addrs []string
+	require.True(t, pb.As(&addrs))
+	assert.Equal(t, []string{srv.Addr()}, addrs)
+}
+
+func TestOpenFailsClearlyWhenRedisIsDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("dials a closed port; skipped with -short")
+	}
+	cfg := testConfig("127.0.0.1:" + strconv.Itoa(freePort(t)))
+	_, err := bus.OpenBackend(context.Background(), redisbackend.Name, cfg, bus.WithLogger(testLogger()))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "connect to redis ["+cfg.Addrs[0]+"]")
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// redisForCLI returns a client to the shared Redis (127.0.0.1:6379), skipping under -short and
+// failing clearly when it does not answer.
+func redisForCLI(t *testing.T) *goredis.Client {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs Redis at 127.0.0.1:6379; skipped with -short")
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
+	t.Cleanup(func() { _ = c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	require.NoError(t, c.Ping(ctx).Err(), "Redis at 127.0.0.1:6379 does not answer: start it with scripts/brokers.sh ensure")
+	return c
+}
+
+const redisCLIConfig = "backend: redis\nredis:\n  addrs: [127.0.0.1:6379]\n"
+
+// `backend: redis` is the only change needed to run the demo's handlers on Redis.
+func TestDemoOnRedis(t *testing.T) {
+	c := redisForCLI(t)
+	cfg := writeFile(t, "eventbus.yaml", redisCLIConfig)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code, out, errOut := cli(t, ctx, "", "demo", "--config", cfg, "--events", "120", "--keys", "10")
+	for _, topic := range regexp.MustCompile(`eventbus-demo-\S+\.(?:enrollments|certificates)`).FindAllString(out, -1) {
+		c.Del(context.Background(), topic)
+	}
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	assert.Contains(t, out, "eventbus demo on redis")
+	assert.Regexp(t, `handled\s+120 events`, out)
+	assert.Regexp(t, `\.enrollments\s+80\s+80\s+10\s+held`, out)
+	assert.Regexp(t, `\.certificates\s+40\s+40\s+10\s+held`, out)
+}
+
+func TestPublishThenConsumeOnRedis(t *testing.T) {
+	c := redisForCLI(t)
+	cfg := writeFile(t, "eventbus.yaml", redisCLIConfig)
+	topic := "eventbus-test:" + watermill.NewShortUUID() + ":enrollments"
+	t.Cleanup(func() { c.Del(context.Background(), topic) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	code, out, errOut := cli(t, ctx, "", "publish", "--config", cfg, "--topic", topic,
+		"--type", "org.openedx.learning.course.enrollment.created.v1", "--source", "openedx/lms/web",
+		"--key", "user-42", "--id", "evt-1", "--header", "sourcehost=lms-1", "--data", `{"user_id": 42}`)
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	assert.Equal(t, "published evt-1 to "+topic+"\n", out)
+
+	entries, err := c.XRange(context.Background(), topic, "-", "+").Result()
+	require.NoError(t, err)
+	require.Len(t, entries, 1)
+	assert.Equal(t, "evt-1", entries[0].Values["id"])
+	assert.Equal(t, "org.openedx.learning.course.enrollment.created.v1", entries[0].Values["type"])
+	assert.Equal(t, "lms-1", entries[0].Values["sourcehost"])
+	assert.JSONEq(t, `{"user_id": 42}`, entries[0].Values["event_data"].(string))
+
+	code, out, errOut = cli(t, ctx, "", "consume", "--config", cfg, "--topic", topic, "--from", "oldest", "--count", "1", "--timeout", "30s")
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	var got consumedEvent
+	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(out)), &got))
+	assert.Equal(t, "evt-1", got.ID)
+	assert.Equal(t, "user-42", got.Key)
+	assert.Equal(t, "lms-1", got.Headers["sourcehost"])
+	assert.JSONEq(t, `{"user_id": 42}`, string(got.Payload))
+}
+
+func TestConfigPrintRedactsRedisPassword(t *testing.T) {
+	t.Setenv("REDIS_PASSWORD", "hunter2")
+	cfg := writeFile(t, "eventbus.yaml", "backend: redis\nredis:\n  password: ${REDIS_PASSWORD}\n")
+	code, out, errOut := cli(t, context.Background(), "", "config", "print", "--config", cfg)
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	assert.NotContains(t, out, "hunter2")
+	assert.Contains(t, out, "[redacted]")
+	assert.Contains(t, out, "read_batch: 100")
+}
