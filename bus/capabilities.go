@@ -13,7 +13,9 @@ const (
 	// and every group gets every message.
 	ConsumerGroups Capability = "consumer-groups"
 	// PerKeyOrdering: within a consumer group, messages with the same ordering key are delivered
-	// in the order they were published.
+	// in the order they were published, and a nacked message comes back before the later
+	// messages of its key. A pipelining subscriber does not promise this on its own; the
+	// ordering middleware restores it on top of one.
 	PerKeyOrdering Capability = "per-key-ordering"
 	// Persistence: a message the publisher saw acknowledged survives a broker restart.
 	Persistence Capability = "persistence"

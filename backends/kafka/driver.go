@@ -135,7 +135,7 @@ func (driver) Open(ctx context.Context, raw any, o bus.Options) (*bus.Backend, e
 	persistent := !cfg.Embedded || cfg.EmbeddedDataDir != ""
 	caps := bus.Capabilities{
 		ConsumerGroups:  true,
-		PerKeyOrdering:  true,
+		PerKeyOrdering:  !pipelined,
 		Persistence:     persistent,
 		Replay:          true,
 		Pipelining:      pipelined,
@@ -149,7 +149,7 @@ func (driver) Open(ctx context.Context, raw any, o bus.Options) (*bus.Backend, e
 	}
 	if pipelined {
 		caps.Notes[bus.Pipelining] = fmt.Sprintf("up to %d records per partition beyond the committed offset", cfg.Consumer.MaxInFlight)
-		caps.Notes[bus.PerKeyOrdering] = "records of one key go to one partition and are handed out in order; handling them in order needs the ordering middleware, since the pipelined subscriber does not wait for acks"
+		caps.Notes[bus.PerKeyOrdering] = "the pipelined subscriber hands a key's records out in offset order but does not wait for acks, so a nacked record comes back after later ones; the ordering middleware (router.ordering) restores per-key order on top of it"
 	}
 	if !persistent {
 		caps.Notes[bus.Persistence] = "the embedded broker keeps data in memory; set embedded_data_dir"

@@ -29,7 +29,8 @@
 //     With queue.single_active_consumer one instance consumes at a time and order holds per
 //     group (PerKeyOrdering); a nacked message is then handed out again in place. With
 //     consumer.max_in_flight above 1 the subscriber hands out that many messages at once
-//     (Pipelining).
+//     (Pipelining) and a nacked one comes back after later ones, so per-key order is then the
+//     ordering middleware's to keep (router.ordering), and PerKeyOrdering is not declared.
 //   - Replay: classic and quorum queues forget acknowledged messages, so a new group sees only
 //     messages published after its queue was declared. Replay (bus.Replay) needs queue.type:
 //     stream: one stream per topic, read by each subscription from stream.start_from.

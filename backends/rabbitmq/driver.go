@@ -106,7 +106,7 @@ func capabilities(cfg *Config) bus.Capabilities {
 	exclusive := cfg.ConsumerGroup == "" && !stream
 	caps := bus.Capabilities{
 		ConsumerGroups: !stream && !exclusive,
-		PerKeyOrdering: cfg.Queue.SingleActiveConsumer || stream,
+		PerKeyOrdering: (cfg.Queue.SingleActiveConsumer || stream) && cfg.Consumer.MaxInFlight <= 1,
 		Persistence:    cfg.Publisher.Confirms && cfg.Publisher.Persistent && cfg.Queue.Durable && cfg.Exchange.Durable && !exclusive,
 		Replay:         stream,
 		Pipelining:     cfg.Consumer.MaxInFlight > 1,
@@ -132,8 +132,8 @@ func capabilities(cfg *Config) bus.Capabilities {
 	}
 	if !caps.Pipelining {
 		n[bus.Pipelining] = "consumer.max_in_flight is 1: messages are handed out one at a time, each after the previous is acked; raise it to hand out more"
-	} else if caps.PerKeyOrdering {
-		n[bus.PerKeyOrdering] += "; with max_in_flight > 1 handlers run in parallel, so keep order per key with the ordering middleware"
+	} else if cfg.Queue.SingleActiveConsumer || stream {
+		n[bus.PerKeyOrdering] = "max_in_flight > 1 hands messages out before earlier ones are acked, so a nacked one comes back after later ones; the ordering middleware (router.ordering) restores per-key order on top of it"
 	}
 	n[bus.ReplayByTime] = "RabbitMQ streams accept a timestamp offset, but the bus API has no start time yet"
 	n[bus.NativeDelay] = "needs the delayed-message exchange plugin, which this backend does not use"
