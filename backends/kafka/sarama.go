@@ -30,6 +30,9 @@ func (c *Config) saramaConfig() (*sarama.Config, error) {
 	if c.SASL.Mechanism != "" {
 		sc.Net.SASL.Enable = true
 		sc.Net.SASL.Handshake = true
+		// SaslAuthenticate requests (handshake v1, Kafka 1.0+) rather than raw SASL frames: what
+		// brokers expect today, and the only form some (kfake among them) accept.
+		sc.Net.SASL.Version = sarama.SASLHandshakeV1
 		sc.Net.SASL.Mechanism = sarama.SASLMechanism(c.SASL.Mechanism)
 		sc.Net.SASL.User = c.SASL.Username
 		sc.Net.SASL.Password = c.SASL.Password.Value()

@@ -1,0 +1,46 @@
+package kafka_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/eventbus-go/eventbus/backends/kafka"
+	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/config"
+)
+
+// TestSASL authenticates with each mechanism the config offers against a broker that demands
+// it, then publishes and consumes through it.
+func TestSASL(t *testing.T) {
+	for _, mechanism := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
+		t.Run(mechanism, func(t *testing.T) {
+			cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(1),
+				kfake.EnableSASL(), kfake.Superuser(mechanism, "lms", "s3cret"))
+			require.NoError(t, err)
+			defer cluster.Close()
+
+			cfg := kafka.DefaultConfig()
+			cfg.Brokers = cluster.ListenAddrs()
+			cfg.SASL = kafka.SASLConfig{Mechanism: mechanism, Username: "lms", Password: config.Secret("s3cret")}
+			b, err := bus.OpenBackend(context.Background(), "kafka", cfg, bus.WithLogger(testLogger()))
+			require.NoError(t, err)
+			defer b.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			require.NoError(t, b.Publish(ctx, "authenticated", bus.Event{ID: "a1", Type: "t", Source: "s"}))
+			msgs, err := b.Subscriber.Subscribe(ctx, "authenticated")
+			require.NoError(t, err)
+			m := receive(t, ctx, msgs)
+			assert.Equal(t, "a1", m.UUID)
+			m.Ack()
+			// A wrong password is not exercised here: Sarama v1.38 (what watermill-kafka/v2
+			// pins) races on its SASL failure path (broker.go sets conn to nil while the
+			// response receiver reads it), which -race reports whatever eventbus does.
+		})
+	}
+}
