@@ -2,14 +2,8 @@ package redis_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,6 +16,7 @@ import (
 	redisbackend "github.com/eventbus-go/eventbus/backends/redis"
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
+	"github.com/eventbus-go/eventbus/internal/testcert"
 )
 
 // roundTrip publishes one event to a fresh stream and consumes it through b.
@@ -41,9 +36,9 @@ func roundTrip(t *testing.T, b *bus.Bus) {
 // names redis.test (not 127.0.0.1): the CA, the client pair and the server name all count.
 func TestTLSWithClientCertificate(t *testing.T) {
 	dir := t.TempDir()
-	ca, caKey := newCA(t, dir)
-	serverCert, serverKey := newLeaf(t, dir, "server", ca, caKey, "redis.test")
-	clientCert, clientKey := newLeaf(t, dir, "client", ca, caKey, "eventbus-client")
+	ca, caKey := testcert.NewCA(t, dir)
+	serverCert, serverKey := testcert.NewLeaf(t, dir, "server", ca, caKey, "redis.test")
+	clientCert, clientKey := testcert.NewLeaf(t, dir, "client", ca, caKey, "eventbus-client")
 	caFile := filepath.Join(dir, "ca.pem")
 
 	tlsFor := func(serverName string) *tls.Config {
@@ -99,46 +94,4 @@ func TestACLUserAndPassword(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "WRONGPASS")
 	assert.NotContains(t, err.Error(), "not-the-pass-9x", "the password is not in the error")
-}
-
-func newCA(t *testing.T, dir string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "eventbus test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", der)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return cert, key
-}
-
-func newLeaf(t *testing.T, dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, dnsName string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: dnsName},
-		DNSNames: []string{dnsName}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	require.NoError(t, err)
-	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-	writePEM(t, certFile, "CERTIFICATE", der)
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
-	writePEM(t, keyFile, "EC PRIVATE KEY", keyDER)
-	return certFile, keyFile
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
 }
