@@ -6,9 +6,7 @@ import (
 	"crypto/x509"
 	"path/filepath"
 	"testing"
-	"time"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 
@@ -39,17 +37,7 @@ func TestMutualTLS(t *testing.T) {
 	cfg.Brokers = cluster.ListenAddrs()
 	cfg.TLS = config.TLS{Enabled: true, CAFile: filepath.Join(dir, "ca.pem"), CertFile: clientCert, KeyFile: clientKey, ServerName: "kafka.test"}
 	require.NoError(t, cfg.Validate())
-	b, err := bus.OpenBackend(context.Background(), "kafka", cfg, bus.WithLogger(testLogger()))
-	require.NoError(t, err)
-	defer b.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	require.NoError(t, b.Publish(ctx, "secured", bus.Event{ID: "s1", Type: "t", Source: "s"}))
-	msgs, err := b.Subscriber.Subscribe(ctx, "secured")
-	require.NoError(t, err)
-	m := receive(t, ctx, msgs)
-	assert.Equal(t, "s1", m.UUID)
-	m.Ack()
+	roundTrip(t, cfg)
 
 	noClientCert := *cfg
 	noClientCert.TLS.CertFile, noClientCert.TLS.KeyFile = "", ""
