@@ -156,11 +156,7 @@ func TestDefect1DataLosingRestart(t *testing.T) {
 	srv := startServer(t, false)
 	cfg := testConfig(srv.Addr())
 	cfg.ReadBatch = 20
-	var (
-		lossMu sync.Mutex
-		losses []redisbackend.DataLoss
-	)
-	cfg.OnDataLoss = func(d redisbackend.DataLoss) { lossMu.Lock(); losses = append(losses, d); lossMu.Unlock() }
+	losses := recordLosses(cfg)
 	ps := newPubSub(t, cfg)
 	topic := "orders"
 	ctx, cancel := context.WithCancel(context.Background())
@@ -211,10 +207,8 @@ func TestDefect1DataLosingRestart(t *testing.T) {
 	lostBefore := len(before) - handledBefore
 	t.Logf("published 300 before the restart, handled %d of them (the rest lost with the data); 500 after, all handled; %d duplicates",
 		handledBefore, got.duplicates())
-	require.Eventually(t, func() bool { lossMu.Lock(); defer lossMu.Unlock(); return len(losses) == 1 }, 5*time.Second, 10*time.Millisecond)
-	lossMu.Lock()
-	d := losses[0]
-	lossMu.Unlock()
+	require.Eventually(t, func() bool { return len(losses()) == 1 }, 5*time.Second, 10*time.Millisecond)
+	d := losses()[0]
 	require.ErrorIs(t, d.Err, redisbackend.ErrDataLoss)
 	assert.Contains(t, d.Err.Error(), "vanished")
 	assert.True(t, d.LostKnown)

@@ -99,11 +99,7 @@ func TestFlushAllMidStream(t *testing.T) {
 	defer c.Close()
 	cfg := testConfig(srv.Addr())
 	cfg.ReadBatch = 10
-	var (
-		lossMu sync.Mutex
-		losses []redisbackend.DataLoss
-	)
-	cfg.OnDataLoss = func(d redisbackend.DataLoss) { lossMu.Lock(); losses = append(losses, d); lossMu.Unlock() }
+	losses := recordLosses(cfg)
 	ps := newPubSub(t, cfg)
 	topic := "flushed"
 	ctx, cancel := context.WithCancel(context.Background())
@@ -163,10 +159,8 @@ func TestFlushAllMidStream(t *testing.T) {
 	if ps.our == nil {
 		return
 	}
-	require.Eventually(t, func() bool { lossMu.Lock(); defer lossMu.Unlock(); return len(losses) >= 1 }, 5*time.Second, 10*time.Millisecond)
-	lossMu.Lock()
-	d := losses[0]
-	lossMu.Unlock()
+	require.Eventually(t, func() bool { return len(losses()) >= 1 }, 5*time.Second, 10*time.Millisecond)
+	d := losses()[0]
 	require.ErrorIs(t, d.Err, redisbackend.ErrDataLoss)
 	require.True(t, d.LostKnown)
 	assert.Positive(t, d.Lost, "the backlog observed before the flush is reported")
@@ -278,11 +272,7 @@ func TestTrimmedPendingEntriesAreReported(t *testing.T) {
 	cfg := testConfig(srv.Addr())
 	cfg.MinIdle = 200 * time.Millisecond
 	cfg.MaxLen = 10
-	var (
-		lossMu sync.Mutex
-		losses []redisbackend.DataLoss
-	)
-	cfg.OnDataLoss = func(d redisbackend.DataLoss) { lossMu.Lock(); losses = append(losses, d); lossMu.Unlock() }
+	losses := recordLosses(cfg)
 	ps := newPubSub(t, cfg)
 	topic := "trimmed"
 	require.NoError(t, c.XGroupCreateMkStream(context.Background(), topic, cfg.ConsumerGroup, "0").Err())
@@ -302,10 +292,8 @@ func TestTrimmedPendingEntriesAreReported(t *testing.T) {
 	msgs, err := ps.sub.Subscribe(ctx, topic)
 	require.NoError(t, err)
 	go consume(ctx, msgs, newTally(), nil)
-	require.Eventually(t, func() bool { lossMu.Lock(); defer lossMu.Unlock(); return len(losses) > 0 }, 10*time.Second, 10*time.Millisecond)
-	lossMu.Lock()
-	d := losses[0]
-	lossMu.Unlock()
+	require.Eventually(t, func() bool { return len(losses()) > 0 }, 10*time.Second, 10*time.Millisecond)
+	d := losses()[0]
 	require.ErrorIs(t, d.Err, redisbackend.ErrDataLoss)
 	assert.Contains(t, d.Err.Error(), "trimmed or deleted")
 	assert.Len(t, d.IDs, 5)

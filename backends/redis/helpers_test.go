@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -249,4 +250,18 @@ func freePort(t testing.TB) int {
 	require.NoError(t, err)
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// recordLosses makes cfg report data losses to a list and returns a function that reads it.
+func recordLosses(cfg *redisbackend.Config) func() []redisbackend.DataLoss {
+	var (
+		mu     sync.Mutex
+		losses []redisbackend.DataLoss
+	)
+	cfg.OnDataLoss = func(d redisbackend.DataLoss) { mu.Lock(); losses = append(losses, d); mu.Unlock() }
+	return func() []redisbackend.DataLoss {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(losses)
+	}
 }
