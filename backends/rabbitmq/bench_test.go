@@ -61,26 +61,7 @@ func benchQueue(b *testing.B, url, queue, topic string) *amqp.Channel {
 func rawPublish(b *testing.B, ch *amqp.Channel, topic string, n, window int) {
 	b.Helper()
 	require.NoError(b, ch.Confirm(false))
-	pending := make([]*amqp.DeferredConfirmation, 0, window)
-	flush := func() {
-		for _, dc := range pending {
-			if !dc.Wait() {
-				b.Fatal("raw publish nacked")
-			}
-		}
-		pending = pending[:0]
-	}
-	for i := range n {
-		dc, err := ch.PublishWithDeferredConfirm("eventbus", topic, false, false, amqp.Publishing{
-			DeliveryMode: amqp.Persistent, MessageId: fmt.Sprint(i), Body: benchPayload,
-		})
-		require.NoError(b, err)
-		pending = append(pending, dc)
-		if len(pending) == window {
-			flush()
-		}
-	}
-	flush()
+	rawPublishConfirming(b, ch, topic, n, window)
 }
 
 type rates map[string]float64
