@@ -9,29 +9,22 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/eventbus-go/eventbus/bus/driver"
 	"github.com/eventbus-go/eventbus/config"
 )
 
 // StartFrom says where a consumer group that has no committed position starts reading.
-type StartFrom string
+type StartFrom = driver.StartFrom
 
+// Start positions; StartDefault leaves the choice to the backend section's start_from.
 const (
-	// StartDefault leaves the choice to the backend's configuration.
-	StartDefault StartFrom = ""
-	// StartOldest reads from the oldest message the broker retains.
-	StartOldest StartFrom = "oldest"
-	// StartNewest reads only messages published after the group first subscribed.
-	StartNewest StartFrom = "newest"
+	StartDefault = driver.StartDefault
+	StartOldest  = driver.StartOldest
+	StartNewest  = driver.StartNewest
 )
 
-// ParseStartFrom parses "oldest" or "newest".
-func ParseStartFrom(s string) (StartFrom, error) {
-	switch StartFrom(s) {
-	case StartOldest, StartNewest, StartDefault:
-		return StartFrom(s), nil
-	}
-	return "", fmt.Errorf("start position %q: want oldest or newest", s)
-}
+// ParseStartFrom parses "oldest" or "newest" (also earliest/beginning and latest/end).
+func ParseStartFrom(s string) (StartFrom, error) { return driver.ParseStartFrom(s) }
 
 // Options are the caller's overrides of the config file, passed to the driver.
 type Options struct {
@@ -106,7 +99,7 @@ type Bus struct {
 	caps    Capabilities
 	codec   Codec
 	logger  *slog.Logger
-	drv     *Backend
+	conn    *driver.Conn
 
 	closeOnce sync.Once
 	closeErr  error
@@ -121,29 +114,29 @@ func Open(ctx context.Context, cfg *config.Config, opts ...Option) (*Bus, error)
 	if err != nil {
 		return nil, err
 	}
-	d, _ := Lookup(cfg.Backend)
-	return open(ctx, cfg.Backend, d, bc, opts)
+	reg, _ := driver.Lookup(cfg.Backend)
+	return open(ctx, reg, bc, opts)
 }
 
-// BackendConfig returns the selected backend's config struct decoded from cfg onto the
-// driver's defaults and validated, without connecting: what `eventbus config validate` checks
-// and `config print` shows.
+// BackendConfig returns the selected backend's config struct (a pointer to the driver's type)
+// decoded from cfg onto the driver's defaults and validated, without connecting: what
+// `eventbus config validate` checks and `config print` shows.
 func BackendConfig(cfg *config.Config) (any, error) {
-	d, err := Lookup(cfg.Backend)
+	reg, err := driver.Lookup(cfg.Backend)
 	if err != nil {
 		return nil, cfg.ErrorAt("backend", "%v", err)
 	}
-	bc := d.DefaultConfig()
+	bc := reg.DefaultConfig()
 	if err := cfg.Section(cfg.Backend).Decode(bc); err != nil {
 		return nil, err
 	}
 	return bc, nil
 }
 
-// OpenBackend is Open for a configuration built in code: backendCfg is the driver's config
-// struct (from the backend package), validated here if it has a Validate method.
-func OpenBackend(ctx context.Context, backend string, backendCfg any, opts ...Option) (*Bus, error) {
-	d, err := Lookup(backend)
+// OpenConfig is Open for a configuration built in code: backendCfg is a pointer to the driver's
+// config struct (kafka.Config, redis.Config, ...), validated here if it has a Validate method.
+func OpenConfig(ctx context.Context, backend string, backendCfg any, opts ...Option) (*Bus, error) {
+	reg, err := driver.Lookup(backend)
 	if err != nil {
 		return nil, err
 	}
@@ -152,10 +145,14 @@ func OpenBackend(ctx context.Context, backend string, backendCfg any, opts ...Op
 			return nil, fmt.Errorf("%s config: %w", backend, err)
 		}
 	}
-	return open(ctx, backend, d, backendCfg, opts)
+	return open(ctx, reg, backendCfg, opts)
 }
 
-func open(ctx context.Context, name string, d Driver, bc any, opts []Option) (*Bus, error) {
+// Backends returns the names of the backends this program can open, sorted: those whose
+// package it imports.
+func Backends() []string { return driver.Backends() }
+
+func open(ctx context.Context, reg driver.Registration, bc any, opts []Option) (*Bus, error) {
 	var o Options
 	for _, opt := range opts {
 		opt(&o)
@@ -166,18 +163,24 @@ func open(ctx context.Context, name string, d Driver, bc any, opts []Option) (*B
 	if o.Codec == nil {
 		o.Codec = JSON
 	}
-	be, err := d.Open(ctx, bc, o)
+	conn, err := reg.Open(ctx, bc, driver.Options{
+		ConsumerGroup:  o.ConsumerGroup,
+		StartFrom:      o.StartFrom,
+		TemporaryGroup: o.TemporaryGroup,
+		MaxInFlight:    o.MaxInFlight,
+		Logger:         o.Logger,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", name, err)
+		return nil, fmt.Errorf("open %s: %w", reg.Name, err)
 	}
 	b := &Bus{
-		Publisher:  be.Publisher,
-		Subscriber: be.Subscriber,
-		backend:    name,
-		caps:       be.Capabilities,
+		Publisher:  conn.Publisher,
+		Subscriber: conn.Subscriber,
+		backend:    reg.Name,
+		caps:       conn.Capabilities,
 		codec:      o.Codec,
 		logger:     o.Logger,
-		drv:        be,
+		conn:       conn,
 		closed:     make(chan struct{}),
 	}
 	if err := b.Require(o.Require...); err != nil {
@@ -194,7 +197,7 @@ func (b *Bus) Capabilities() Capabilities { return b.caps }
 
 // Require returns an error wrapping ErrNotSupported, naming the backend and the capability, for
 // the first of caps the backend lacks. Call it at start-up for what a service depends on.
-func (b *Bus) Require(caps ...Capability) error { return b.caps.require(b.backend, caps) }
+func (b *Bus) Require(caps ...Capability) error { return b.caps.Require(b.backend, caps...) }
 
 // Codec is the codec Publish encodes data with.
 func (b *Bus) Codec() Codec { return b.codec }
@@ -209,7 +212,7 @@ func (b *Bus) Logger() *slog.Logger { return b.logger }
 func (b *Bus) Publish(ctx context.Context, topic string, events ...Event) error {
 	select {
 	case <-b.closed:
-		return ErrClosed
+		return fmt.Errorf("publish to %s: bus %w", topic, ErrClosed)
 	default:
 	}
 	if topic == "" {
@@ -235,10 +238,10 @@ func (b *Bus) Publish(ctx context.Context, topic string, events ...Event) error 
 // It is the escape hatch for what the portable API does not cover; code using it is no longer
 // portable.
 func (b *Bus) As(target any) bool {
-	if b.drv.As == nil {
+	if b.conn.As == nil {
 		return false
 	}
-	return b.drv.As(target)
+	return b.conn.As(target)
 }
 
 // Close closes the subscriber (ending every subscription), then the publisher, then whatever
@@ -253,8 +256,8 @@ func (b *Bus) Close() error {
 		if b.Publisher != nil {
 			errs = append(errs, b.Publisher.Close())
 		}
-		if b.drv.Close != nil {
-			errs = append(errs, b.drv.Close())
+		if b.conn.Close != nil {
+			errs = append(errs, b.conn.Close())
 		}
 		b.closeErr = errors.Join(errs...)
 	})

@@ -8,29 +8,29 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
-// Message metadata keys of the event envelope. They are the CloudEvents 1.0 binary-mode header
-// names that Open edX's event bus writes on Kafka, so its producers and consumers interoperate
-// with ours.
+// Message metadata keys of the event envelope: the CloudEvents 1.0 binary-mode header names
+// that Open edX's event bus writes on Kafka, so its producers and consumers interoperate with
+// ours. HeaderKey carries the ordering key (on Kafka, the record key).
 const (
-	HeaderID          = "ce_id"
-	HeaderType        = "ce_type"
-	HeaderSource      = "ce_source"
-	HeaderTime        = "ce_time"
-	HeaderSpecVersion = "ce_specversion"
-	HeaderSubject     = "ce_subject"
-	HeaderContentType = "content-type"
-	// HeaderKey carries the ordering key (the CloudEvents partitioning extension's
-	// "partitionkey"). On Kafka it travels as the record key instead of a header.
-	HeaderKey = "ce_partitionkey"
+	HeaderID          = driver.HeaderID
+	HeaderType        = driver.HeaderType
+	HeaderSource      = driver.HeaderSource
+	HeaderTime        = driver.HeaderTime
+	HeaderSpecVersion = driver.HeaderSpecVersion
+	HeaderSubject     = driver.HeaderSubject
+	HeaderContentType = driver.HeaderContentType
+	HeaderKey         = driver.HeaderKey
 )
 
 // HeaderInvalidReason marks a consumed message that a backend could not turn into a proper
 // event (a Redis entry without an id, say). The backend delivers it anyway, never dropping it,
-// with this header saying what is wrong; the poison-queue middleware sends such a message
-// straight to the poison topic with the reason.
-const HeaderInvalidReason = "eventbus_invalid_reason"
+// with this header saying what is wrong; the poison middleware sends such a message straight
+// to the poison topic with the reason.
+const HeaderInvalidReason = driver.HeaderInvalidReason
 
 // SpecVersion is the CloudEvents version written to ce_specversion.
 const SpecVersion = "1.0"

@@ -8,7 +8,9 @@ import (
 	"io/fs"
 	"os"
 	"reflect"
+	"sort"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -19,9 +21,32 @@ const DefaultBackend = "kafka"
 // DefaultFile is the file the CLI reads when --config is not given.
 const DefaultFile = "eventbus.yaml"
 
-// Sections are the top-level keys a config file may hold besides "backend". A backend's section
-// is named after the backend; "router" holds the router and its middleware.
-var Sections = []string{"kafka", "redis", "rabbitmq", "router"}
+var (
+	sectionsMu sync.RWMutex
+	// sections are the top-level keys a file may hold besides "backend": "router" (the router
+	// and its middleware) and one per registered backend, named after it.
+	sections = map[string]bool{"router": true}
+)
+
+// RegisterSection makes name a known top-level section. A driver's registration
+// (driver.Register) calls it with the backend's name, so this package lists no backend.
+func RegisterSection(name string) {
+	sectionsMu.Lock()
+	defer sectionsMu.Unlock()
+	sections[name] = true
+}
+
+// Sections returns the known top-level sections besides "backend", sorted.
+func Sections() []string {
+	sectionsMu.RLock()
+	defer sectionsMu.RUnlock()
+	names := make([]string, 0, len(sections))
+	for n := range sections {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
 
 // Config is a parsed configuration file. The backend's section and the router section are kept
 // as YAML and decoded by their owners (the backend driver, the router) with Section.Decode, so
@@ -79,13 +104,13 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, &Error{File: name, Line: root.Line, Msg: "the file must be a mapping of sections (backend:, kafka:, redis:, rabbitmq:, router:)"}
+		return nil, &Error{File: name, Line: root.Line, Msg: "the file must be a mapping of sections (backend:, " + strings.Join(Sections(), ":, ") + ":)"}
 	}
 	c.root = root
 
 	d := c.decoder()
 	known := map[string][]int{"backend": nil}
-	for _, s := range Sections {
+	for _, s := range Sections() {
 		known[s] = nil
 	}
 	seen := map[string]bool{}
@@ -97,7 +122,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		case k.Value == "backend":
 			d.expandScalar(v, "backend")
 			if v.Kind != yaml.ScalarNode || v.Value == "" {
-				d.fail(v, "backend", "must name a backend, e.g. kafka, redis or rabbitmq")
+				d.fail(v, "backend", "must name a backend, one of %s", strings.Join(Sections(), ", "))
 				break
 			}
 			c.Backend = strings.TrimSpace(v.Value)

@@ -126,6 +126,10 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		seen[k.Value] = true
 		idx, ok := fields[k.Value]
 		if !ok {
+			if to := renamedTo(v, k.Value); to != "" {
+				d.fail(k, p, "renamed to %s", to)
+				continue
+			}
 			d.fail(k, p, "unknown key%s", suggest(k.Value, fields))
 			continue
 		}
@@ -261,6 +265,36 @@ func yamlFields(t reflect.Type) map[string][]int {
 }
 
 // suggest names the known keys, closest first, so a typo points at its fix.
+// Renamer is implemented by a config struct some of whose keys were renamed or moved: an old
+// key in a file is reported as "renamed to NEW" at its line instead of "unknown key".
+type Renamer interface {
+	// RenamedKeys maps an old key of this struct to the new key's path, relative to the same
+	// struct ("consumer.start_from") or from the file's root when it moved elsewhere.
+	RenamedKeys() map[string]string
+}
+
+func renamedTo(v reflect.Value, key string) string {
+	if !v.CanAddr() {
+		return ""
+	}
+	if r, ok := v.Addr().Interface().(Renamer); ok {
+		return r.RenamedKeys()[key]
+	}
+	return ""
+}
+
+// Closest returns the name in names nearest to s when it is a likely typo (at most two edits
+// away), else "".
+func Closest(s string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := editDistance(s, n); d < bestD || (d == bestD && n < best) {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
 func suggest(key string, fields map[string][]int) string {
 	names := make([]string, 0, len(fields))
 	for k := range fields {

@@ -11,50 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/eventbus-go/eventbus/bus"
-	"github.com/eventbus-go/eventbus/config"
 )
-
-// DedupConfig is router.dedup: skipping events already handled, by event id (ce_id).
-type DedupConfig struct {
-	// Enabled turns deduplication on. Default: false.
-	Enabled bool `yaml:"enabled"`
-	// Window is how long an event id is remembered after its event was handled; a duplicate
-	// arriving later is handled again. Default: 24h.
-	Window time.Duration `yaml:"window"`
-	// Store is where ids are remembered: "memory" (this process only: each instance of a
-	// consumer group has its own, and a restart forgets) or "redis" (shared by every instance
-	// of the group). Default: memory.
-	Store string `yaml:"store"`
-	// MaxEntries bounds the memory store: beyond it, the oldest ids are forgotten before their
-	// window ends. Default: 1000000.
-	MaxEntries int `yaml:"max_entries"`
-	// Redis configures the redis store.
-	Redis RedisStoreConfig `yaml:"redis"`
-}
-
-// DefaultDedupConfig returns the defaults of router.dedup.
-func DefaultDedupConfig() DedupConfig {
-	return DedupConfig{Window: 24 * time.Hour, Store: "memory", MaxEntries: 1_000_000, Redis: DefaultRedisStoreConfig()}
-}
-
-// Validate reports every problem, with paths relative to router.dedup.
-func (c *DedupConfig) Validate() error {
-	var errs []error
-	if c.Window <= 0 {
-		errs = append(errs, config.Invalid("window", "must be positive, e.g. 24h"))
-	}
-	switch c.Store {
-	case "memory":
-		if c.MaxEntries < 1 {
-			errs = append(errs, config.Invalid("max_entries", "must be at least 1"))
-		}
-	case "redis":
-		errs = append(errs, config.Nest("redis", c.Redis.Validate()))
-	default:
-		errs = append(errs, config.Invalid("store", "%q: want memory or redis", c.Store))
-	}
-	return errors.Join(errs...)
-}
 
 // DedupStore remembers which events a consumer group has handled. Implementations must be safe
 // for concurrent use.

@@ -14,6 +14,8 @@ import (
 
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/middleware"
+	"github.com/eventbus-go/eventbus/middleware/dedupredis"
+	"github.com/eventbus-go/eventbus/router"
 )
 
 func TestMemoryStoreExpiresAndStaysBounded(t *testing.T) {
@@ -37,14 +39,14 @@ func TestMemoryStoreExpiresAndStaysBounded(t *testing.T) {
 
 // redisStore opens a store on the shared Redis with a key prefix of its own, and deletes the
 // keys it wrote when the test ends.
-func redisStore(t *testing.T) (*middleware.RedisStore, string) {
+func redisStore(t *testing.T) (*dedupredis.Store, string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs the Redis server at 127.0.0.1:6379; run without -short")
 	}
-	cfg := middleware.DefaultRedisStoreConfig()
+	cfg := dedupredis.DefaultConfig()
 	cfg.KeyPrefix = "eventbus-test:dedup:" + watermill.NewShortUUID() + ":"
-	s, err := middleware.NewRedisStore(context.Background(), cfg)
+	s, err := dedupredis.Open(context.Background(), cfg)
 	require.NoError(t, err, "the shared Redis at 127.0.0.1:6379 must be running (scripts/brokers.sh ensure)")
 	t.Cleanup(func() {
 		c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
@@ -89,9 +91,9 @@ func TestDedupAcrossInstancesWithRedis(t *testing.T) {
 	cfg.Dedup.Enabled = true
 	cfg.Dedup.Window = time.Minute
 
-	consume := func(group string, fail bool) (*calls, *middleware.Router) {
+	consume := func(group string, fail bool) (*calls, *router.Router) {
 		b := openBus(t, kafkaConfig(addr, group, 0, 1))
-		r, err := middleware.NewRouter(b, cfg, middleware.WithDedupStore(store))
+		r, err := router.New(b, cfg, router.WithDedupStore(store))
 		require.NoError(t, err)
 		seen := newCalls()
 		r.AddConsumerHandler("h", topic, b.Subscriber, func(m *message.Message) error {

@@ -1,43 +1,9 @@
-// Package middleware is the router's failure handling for eventbus services: retries with
-// backoff, a poison queue with provenance and redrive, per-key ordering with parallelism,
-// deduplication, panic recovery, handler timeouts and correlation ids, all configured from the
-// config file's router: section and the same on every backend.
-//
-//	cfg, _ := config.LoadOrDefault("eventbus.yaml")
-//	b, _ := bus.Open(ctx, cfg)
-//	rc, _ := middleware.LoadConfig(cfg) // the router: section, line-numbered errors
-//	r, _ := middleware.NewRouter(b, rc)
-//	r.AddConsumerHandler("enrollments", "enrollments", b.Subscriber, handle)
-//	err := r.Run(ctx)
-//
-// # The chain, outermost first, and why in this order
-//
-//  1. CorrelationID: outermost, so every message, also one that ends in the poison queue, carries
-//     a correlation id (its event id when it came without one), and messages the handler
-//     produces inherit it.
-//  2. Poison: it must see only the final outcome of all attempts, so it sits outside Retry.
-//     Inside it, every retry's failure would be published (Watermill #580 is users tripping on
-//     exactly this order). It acks a failed message only after the poison topic accepted it,
-//     and nacks it when that publish fails, so no message is lost.
-//  3. Dedup: inside Poison and outside Retry: a duplicate is skipped before any attempt, and an
-//     event id is recorded only after the handler succeeded, so a poisoned event is not
-//     recorded and its redrive is handled.
-//  4. Retry: calls the rest of the chain again with backoff; stops at once for a Permanent
-//     error or an invalid event (bus.ErrInvalidEvent), and when the message's context ends
-//     (shutdown, lost partition), in which case Poison leaves the message for redelivery.
-//  5. Recoverer: inside Retry, so that a panic becomes a *PanicError that is retried and then
-//     poisoned like any error, instead of a nack that brings the message back forever.
-//  6. Timeout: innermost, so each attempt gets its own deadline and the backoff between
-//     attempts does not eat into it.
-//
-// Ordering is not in this chain: it is a subscriber decorator below the router (see
-// Ordering), because Watermill's router starts a goroutine per message it receives. It hands
-// the router a key's next message only after the previous one was acked, that is after the
-// whole chain above finished with it: a message being retried holds back its own key, and no
-// other. It needs a subscriber that hands out messages before earlier ones are acked
-// (bus.Pipelining; on Kafka, kafka.consumer.max_in_flight), and NewRouter installs it on such
-// a backend. On a backend that does not pipeline, the subscriber already hands out one message
-// at a time (per Kafka partition), which keeps per-key order without it.
+// Package middleware holds eventbus's router middleware, one file each: retries with backoff
+// (retry.go), a poison queue with provenance and redrive (poison.go), per-key ordering with
+// parallelism (ordering.go), deduplication (dedup.go; the Redis store is in dedupredis),
+// panic recovery, handler timeouts and correlation ids. Package router assembles them from the
+// config file's router: section, in the order its documentation explains; use them directly
+// only to build a chain of your own.
 //
 // # Delivery
 //

@@ -2,8 +2,6 @@ package middleware_test
 
 import (
 	"context"
-	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -14,47 +12,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus-go/eventbus/backends/kafka"
-	"github.com/eventbus-go/eventbus/backends/kafka/embedded"
 	"github.com/eventbus-go/eventbus/bus"
-	"github.com/eventbus-go/eventbus/middleware"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
+	"github.com/eventbus-go/eventbus/router"
 )
 
-// startBroker starts a private embedded Kafka broker for one test; every client reaches it over
-// TCP with the Kafka protocol.
-func startBroker(t testing.TB, partitions int32) string {
-	t.Helper()
-	b, err := embedded.Start(embedded.Options{Partitions: partitions})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close() })
-	return b.Addrs()[0]
-}
-
-func testLogger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
-// kafkaConfig is a Kafka backend config for tests: short sessions, and the pipelined subscriber
-// when window > 0.
-func kafkaConfig(addr, group string, window int, partitions int32) *kafka.Config {
-	cfg := kafka.DefaultConfig()
-	cfg.Brokers = []string{addr}
-	cfg.ConsumerGroup = group
-	cfg.Consumer.MaxInFlight = window
-	cfg.Consumer.SessionTimeout = 3 * time.Second
-	cfg.Consumer.HeartbeatInterval = 500 * time.Millisecond
-	cfg.Consumer.RebalanceTimeout = 3 * time.Second
-	cfg.Consumer.DrainTimeout = time.Second
-	cfg.Consumer.NackResendDelay = 20 * time.Millisecond
-	cfg.Topics.Partitions = partitions
-	return cfg
-}
+var (
+	startBroker = brokertest.StartKafka
+	testLogger  = brokertest.Logger
+	kafkaConfig = brokertest.KafkaConfig
+)
 
 func openBus(t testing.TB, cfg *kafka.Config) *bus.Bus {
 	t.Helper()
-	b, err := bus.OpenBackend(context.Background(), "kafka", cfg, bus.WithLogger(testLogger()))
+	b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(testLogger()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.Close() })
 	return b
@@ -62,8 +33,8 @@ func openBus(t testing.TB, cfg *kafka.Config) *bus.Bus {
 
 // fastConfig is the router config for tests: quick retries without jitter, so backoff waits
 // are predictable lower bounds.
-func fastConfig() middleware.Config {
-	c := middleware.DefaultConfig()
+func fastConfig() router.Config {
+	c := router.DefaultConfig()
 	c.CloseTimeout = 10 * time.Second
 	c.Retry.InitialInterval = 20 * time.Millisecond
 	c.Retry.MaxInterval = 200 * time.Millisecond
@@ -73,7 +44,7 @@ func fastConfig() middleware.Config {
 }
 
 // runRouter runs r until the test ends and waits until it is running.
-func runRouter(t testing.TB, r *middleware.Router) {
+func runRouter(t testing.TB, r *router.Router) {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- r.Run(context.Background()) }()

@@ -24,11 +24,6 @@ type OrderingConfig struct {
 	// in parallel up to Concurrency. Above 1 it needs a backend that pipelines (on Kafka, set
 	// kafka.consumer.max_in_flight). Default: 1.
 	Concurrency int `yaml:"concurrency"`
-	// OnPoisoned is what happens to a key's later messages when one of its messages goes to
-	// the poison queue: "skip" handles them as usual; "park" sends them to the poison queue too,
-	// unhandled and marked as parked behind the poisoned message's id, until a redriven message
-	// of the key arrives. Default: skip.
-	OnPoisoned OnPoisoned `yaml:"on_poisoned"`
 	// RedeliveryDelay is the pause before a message the handler chain nacked (for instance
 	// because the poison queue could not be written) is handed to the handler again; later
 	// messages of its key keep waiting behind it. Default: 500ms.
@@ -37,7 +32,12 @@ type OrderingConfig struct {
 
 // DefaultOrderingConfig returns the defaults of router.ordering.
 func DefaultOrderingConfig() OrderingConfig {
-	return OrderingConfig{Concurrency: 1, OnPoisoned: Skip, RedeliveryDelay: 500 * time.Millisecond}
+	return OrderingConfig{Concurrency: 1, RedeliveryDelay: 500 * time.Millisecond}
+}
+
+// RenamedKeys points on_poisoned, which lived here before, to router.poison.
+func (c *OrderingConfig) RenamedKeys() map[string]string {
+	return map[string]string{"on_poisoned": "router.poison.on_poisoned"}
 }
 
 // Validate reports every problem, with paths relative to router.ordering.
@@ -45,9 +45,6 @@ func (c *OrderingConfig) Validate() error {
 	var errs []error
 	if c.Concurrency < 1 {
 		errs = append(errs, config.Invalid("concurrency", "must be at least 1"))
-	}
-	if c.OnPoisoned != Skip && c.OnPoisoned != Park {
-		errs = append(errs, config.Invalid("on_poisoned", "%q: want skip or park", c.OnPoisoned))
 	}
 	if c.RedeliveryDelay <= 0 {
 		errs = append(errs, config.Invalid("redelivery_delay", "must be positive, e.g. 500ms"))

@@ -23,8 +23,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/eventbus-go/eventbus/backends/kafka"
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/middleware"
+	"github.com/eventbus-go/eventbus/router"
 )
 
 const (
@@ -64,7 +66,7 @@ func flaky(m *message.Message) error {
 	return nil
 }
 
-func orderingConfig(concurrency int) middleware.Config {
+func orderingConfig(concurrency int) router.Config {
 	c := fastConfig()
 	c.Ordering.Concurrency = concurrency
 	c.Retry.MaxAttempts = 20
@@ -82,7 +84,7 @@ func TestPerKeyOrderWithParallelism(t *testing.T) {
 	b := openBus(t, kafkaConfig(addr, group, orderWindow, orderPartitions))
 	publishKeyed(t, b, topic, orderKeys, orderPerKey)
 
-	r, err := middleware.NewRouter(b, orderingConfig(16))
+	r, err := router.New(b, orderingConfig(16))
 	require.NoError(t, err)
 	var (
 		mu        sync.Mutex
@@ -158,8 +160,8 @@ func TestParkHoldsLaterMessagesOfThePoisonedKey(t *testing.T) {
 	topic, group := "park-"+watermill.NewShortUUID(), "g-"+watermill.NewShortUUID()
 	b := openBus(t, kafkaConfig(addr, group, 16, 1))
 	cfg := orderingConfig(4)
-	cfg.Ordering.OnPoisoned = middleware.Park
-	r, err := middleware.NewRouter(b, cfg)
+	cfg.Poison.OnPoisoned = middleware.Park
+	r, err := router.New(b, cfg)
 	require.NoError(t, err)
 	seen := newCalls()
 	r.AddConsumerHandler("h", topic, b.Subscriber, func(m *message.Message) error {
@@ -263,12 +265,12 @@ func runChild(spec string) int {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 2
 	}
-	b, err := bus.OpenBackend(context.Background(), "kafka", kafkaConfig(addr, group, orderWindow, orderPartitions), bus.WithLogger(slog.New(slog.DiscardHandler)))
+	b, err := bus.OpenConfig(context.Background(), "kafka", kafkaConfig(addr, group, orderWindow, orderPartitions), bus.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 2
 	}
-	r, err := middleware.NewRouter(b, orderingConfig(16))
+	r, err := router.New(b, orderingConfig(16))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 2
@@ -279,10 +281,14 @@ func runChild(spec string) int {
 			return err
 		}
 		pos, _ := bus.PositionOf(m)
-		line := fmt.Sprintf("%s %s %d %d\n", m.Metadata.Get(bus.HeaderKey), m.Payload, pos.Partition, pos.Offset)
+		partition, offset, err := kafka.ParseCoordinates(pos.Coordinates)
+		if err != nil {
+			return err
+		}
+		line := fmt.Sprintf("%s %s %d %d\n", m.Metadata.Get(bus.HeaderKey), m.Payload, partition, offset)
 		out.Lock()
 		defer out.Unlock()
-		_, err := os.Stdout.WriteString(line)
+		_, err = os.Stdout.WriteString(line)
 		return err
 	})
 	if err := r.Run(context.Background()); err != nil {
@@ -425,7 +431,7 @@ func BenchmarkOrderingSpeedup(b *testing.B) {
 		topic, group := "bench-"+watermill.NewShortUUID(), "g-"+watermill.NewShortUUID()
 		bb := openBus(b, kafkaConfig(addr, group, 512, 1))
 		publishKeyed(b, bb, topic, keys, perKey)
-		r, err := middleware.NewRouter(bb, orderingConfig(concurrency))
+		r, err := router.New(bb, orderingConfig(concurrency))
 		require.NoError(b, err)
 		var left atomic.Int32
 		left.Store(keys * perKey)

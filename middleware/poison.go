@@ -27,12 +27,8 @@ const (
 	HeaderPoisonTopic        = "eventbus_poison_topic"         // the topic it was consumed from
 	HeaderPoisonGroup        = "eventbus_poison_group"         // the consumer group it was consumed in
 	HeaderPoisonPosition     = "eventbus_poison_position"      // bus.Position.String(), for people
-	HeaderPoisonBackend      = "eventbus_poison_backend"       // "kafka", "redis", "rabbitmq"
-	HeaderPoisonPartition    = "eventbus_poison_partition"     // Kafka partition
-	HeaderPoisonOffset       = "eventbus_poison_offset"        // Kafka offset
-	HeaderPoisonStreamID     = "eventbus_poison_stream_id"     // Redis Streams entry id
-	HeaderPoisonQueue        = "eventbus_poison_queue"         // RabbitMQ queue
-	HeaderPoisonDeliveryTag  = "eventbus_poison_delivery_tag"  // RabbitMQ delivery tag
+	HeaderPoisonBackend      = "eventbus_poison_backend"       // the backend's name, e.g. "kafka"
+	HeaderPoisonCoordinates  = "eventbus_poison_coordinates"   // bus.Position.Coordinates, as its driver wrote them
 	HeaderPoisonAttempts     = "eventbus_poison_attempts"      // handler calls on the last delivery
 	HeaderPoisonFirstFailure = "eventbus_poison_first_failure" // when the first attempt failed
 	HeaderPoisonLastFailure  = "eventbus_poison_last_failure"  // when the last attempt failed
@@ -73,19 +69,29 @@ type PoisonConfig struct {
 	// Topic names the poison topic; "{topic}" stands for the topic the message was consumed
 	// from. Default: "{topic}.poison".
 	Topic string `yaml:"topic"`
+	// OnPoisoned is what happens to a key's later messages when one of its messages goes to
+	// the poison queue: "skip" handles them as usual; "park" sends them to the poison queue too,
+	// unhandled and marked as parked behind the poisoned message's id, until a redriven message
+	// of the key arrives. Park keeps a key's order across a failure, at the price of holding
+	// back its later events until an operator redrives. Default: skip.
+	OnPoisoned OnPoisoned `yaml:"on_poisoned"`
 }
 
 // DefaultPoisonConfig returns the defaults of router.poison.
 func DefaultPoisonConfig() PoisonConfig {
-	return PoisonConfig{Enabled: true, Topic: "{topic}.poison"}
+	return PoisonConfig{Enabled: true, Topic: "{topic}.poison", OnPoisoned: Skip}
 }
 
 // Validate reports every problem, with paths relative to router.poison.
 func (c *PoisonConfig) Validate() error {
+	var errs []error
 	if strings.TrimSpace(c.Topic) == "" {
-		return config.Invalid("topic", `must name the poison topic, e.g. "{topic}.poison"`)
+		errs = append(errs, config.Invalid("topic", `must name the poison topic, e.g. "{topic}.poison"`))
 	}
-	return nil
+	if c.OnPoisoned != Skip && c.OnPoisoned != Park {
+		errs = append(errs, config.Invalid("on_poisoned", "%q: want skip or park", c.OnPoisoned))
+	}
+	return errors.Join(errs...)
 }
 
 // PoisonTopic returns the poison topic of topic.
@@ -122,15 +128,12 @@ const maxErrorBytes = 8 << 10
 // poisoned, and parks the key's later messages behind it (see Park). That memory is the
 // process's own: after a restart, or when the partition moves to another instance, the key's
 // later messages are handled again.
-func NewPoison(pub message.Publisher, cfg PoisonConfig, onPoisoned OnPoisoned, logger *slog.Logger) (message.HandlerMiddleware, error) {
+func NewPoison(pub message.Publisher, cfg PoisonConfig, logger *slog.Logger) (message.HandlerMiddleware, error) {
 	if pub == nil {
 		return nil, errors.New("poison: publisher is nil")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("poison: %w", err)
-	}
-	if onPoisoned != Skip && onPoisoned != Park {
-		return nil, fmt.Errorf("poison: policy %q: want skip or park", onPoisoned)
 	}
 	if logger == nil {
 		logger = slog.Default()
@@ -139,7 +142,7 @@ func NewPoison(pub message.Publisher, cfg PoisonConfig, onPoisoned OnPoisoned, l
 	if err != nil {
 		host = "unknown"
 	}
-	p := &poison{pub: pub, cfg: cfg, park: onPoisoned == Park, host: host, logger: logger, parked: map[parkKey]string{}}
+	p := &poison{pub: pub, cfg: cfg, park: cfg.OnPoisoned == Park, host: host, logger: logger, parked: map[parkKey]string{}}
 	return p.middleware, nil
 }
 
@@ -270,15 +273,8 @@ func setPosition(md message.Metadata, pos bus.Position) {
 	if pos.ConsumerGroup != "" {
 		md.Set(HeaderPoisonGroup, pos.ConsumerGroup)
 	}
-	switch pos.Backend {
-	case "kafka":
-		md.Set(HeaderPoisonPartition, strconv.FormatInt(int64(pos.Partition), 10))
-		md.Set(HeaderPoisonOffset, strconv.FormatInt(pos.Offset, 10))
-	case "redis":
-		md.Set(HeaderPoisonStreamID, pos.StreamID)
-	case "rabbitmq":
-		md.Set(HeaderPoisonQueue, pos.Queue)
-		md.Set(HeaderPoisonDeliveryTag, strconv.FormatUint(pos.DeliveryTag, 10))
+	if pos.Coordinates != "" {
+		md.Set(HeaderPoisonCoordinates, pos.Coordinates)
 	}
 }
 
@@ -286,8 +282,7 @@ func setPosition(md message.Metadata, pos bus.Position) {
 // after a redrive gets them afresh, and a redriven message leaves without them.
 var provenanceHeaders = []string{
 	HeaderPoisonReason, HeaderPoisonError, HeaderPoisonHandler, HeaderPoisonTopic, HeaderPoisonGroup,
-	HeaderPoisonPosition, HeaderPoisonBackend, HeaderPoisonPartition, HeaderPoisonOffset,
-	HeaderPoisonStreamID, HeaderPoisonQueue, HeaderPoisonDeliveryTag, HeaderPoisonAttempts,
+	HeaderPoisonPosition, HeaderPoisonBackend, HeaderPoisonCoordinates, HeaderPoisonAttempts,
 	HeaderPoisonFirstFailure, HeaderPoisonLastFailure, HeaderPoisonHost, HeaderParkedBehind,
 }
 
@@ -356,17 +351,7 @@ func ParseProvenance(msg *message.Message) (Provenance, error) {
 		Backend:       md.Get(HeaderPoisonBackend),
 		Topic:         p.Topic,
 		ConsumerGroup: p.Group,
-		Partition:     int32(num(HeaderPoisonPartition, 32)),
-		Offset:        num(HeaderPoisonOffset, 64),
-		StreamID:      md.Get(HeaderPoisonStreamID),
-		Queue:         md.Get(HeaderPoisonQueue),
-	}
-	if v := md.Get(HeaderPoisonDeliveryTag); v != "" {
-		tag, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s %q is not a number", HeaderPoisonDeliveryTag, v))
-		}
-		p.Position.DeliveryTag = tag
+		Coordinates:   md.Get(HeaderPoisonCoordinates),
 	}
 	if len(problems) > 0 {
 		return p, fmt.Errorf("message %s is not a poison-queue message: %s", msg.UUID, strings.Join(problems, ", "))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/middleware"
+	"github.com/eventbus-go/eventbus/router"
 )
 
 // subscribers runs a test on both Kafka subscribers: Watermill's (window 0) and the pipelined one.
@@ -36,7 +37,7 @@ func TestPermanentErrorGoesStraightToPoisonWithProvenance(t *testing.T) {
 				Data: map[string]int{"n": 7}, Metadata: map[string]string{"traceparent": "00-abc-01"},
 			}))
 
-			r, err := middleware.NewRouter(b, fastConfig())
+			r, err := router.New(b, fastConfig())
 			require.NoError(t, err)
 			seen := newCalls()
 			r.AddConsumerHandler("charge", topic, b.Subscriber, func(m *message.Message) error {
@@ -63,8 +64,8 @@ func TestPermanentErrorGoesStraightToPoisonWithProvenance(t *testing.T) {
 			assert.Equal(t, "charge", prov.Handler)
 			assert.Equal(t, topic, prov.Topic)
 			assert.Equal(t, group, prov.Group)
-			assert.Equal(t, bus.Position{Backend: "kafka", Topic: topic, ConsumerGroup: group, Partition: 0, Offset: 0}, prov.Position)
-			assert.Equal(t, fmt.Sprintf("kafka %s[0]@0", topic), md.Get(middleware.HeaderPoisonPosition))
+			assert.Equal(t, bus.Position{Backend: "kafka", Topic: topic, ConsumerGroup: group, Coordinates: "0:0"}, prov.Position)
+			assert.Equal(t, fmt.Sprintf("kafka %s 0:0 (group %s)", topic, group), md.Get(middleware.HeaderPoisonPosition))
 			assert.Equal(t, 1, prov.Attempts)
 			assert.False(t, prov.FirstFailure.Before(before.Truncate(time.Millisecond)), "first failure %v before the test", prov.FirstFailure)
 			assert.Equal(t, prov.FirstFailure, prov.LastFailure)
@@ -90,7 +91,7 @@ func TestUndecodablePayloadGoesStraightToPoison(t *testing.T) {
 	flagged.Metadata.Set(bus.HeaderInvalidReason, "stream entry 1732363200000-0 has no id field")
 	require.NoError(t, b.Publisher.Publish(topic, flagged))
 
-	r, err := middleware.NewRouter(b, fastConfig())
+	r, err := router.New(b, fastConfig())
 	require.NoError(t, err)
 	seen := newCalls()
 	r.AddConsumerHandler("enrollments", topic, b.Subscriber, func(m *message.Message) error {
@@ -115,13 +116,13 @@ func TestUndecodablePayloadGoesStraightToPoison(t *testing.T) {
 	assert.Equal(t, middleware.ReasonInvalid, garbage.Reason)
 	assert.Contains(t, garbage.Error, "event evt-garbage: decode application/json data: invalid event")
 	assert.Equal(t, 1, garbage.Attempts, "an undecodable payload is not retried")
-	assert.Equal(t, int64(0), garbage.Position.Offset)
+	assert.Equal(t, "0:0", garbage.Position.Coordinates)
 
 	fl := byID["evt-flagged"]
 	assert.Equal(t, middleware.ReasonInvalid, fl.Reason)
 	assert.Equal(t, "stream entry 1732363200000-0 has no id field", fl.Error)
 	assert.Equal(t, 0, fl.Attempts, "a flagged message never reaches the handler")
-	assert.Equal(t, int64(1), fl.Position.Offset)
+	assert.Equal(t, "0:1", fl.Position.Coordinates)
 	assert.Equal(t, "enrollments", fl.Handler)
 	assert.Equal(t, 1, seen.len(), "only the garbage payload reached the handler, once")
 	require.Eventually(t, func() bool { return committedOffset(t, addr, group, topic) == 2 }, 15*time.Second, 50*time.Millisecond)
@@ -136,7 +137,7 @@ func TestRetriesExhaustedAndPanicsArePoisoned(t *testing.T) {
 		bus.Event{ID: "evt-panic", Type: "t", Source: "s", Key: "b"}))
 	cfg := fastConfig()
 	cfg.Retry.MaxAttempts = 3
-	r, err := middleware.NewRouter(b, cfg)
+	r, err := router.New(b, cfg)
 	require.NoError(t, err)
 	seen := newCalls()
 	r.AddConsumerHandler("h", topic, b.Subscriber, func(m *message.Message) error {
@@ -179,7 +180,7 @@ func TestPoisonPublishFailureNacks(t *testing.T) {
 			broken := openBus(t, kafkaConfig(addr, group, 0, 1))
 			require.NoError(t, broken.Close()) // its publisher now fails every publish
 
-			r, err := middleware.NewRouter(b, fastConfig(), middleware.WithPoisonPublisher(broken.Publisher))
+			r, err := router.New(b, fastConfig(), router.WithPoisonPublisher(broken.Publisher))
 			require.NoError(t, err)
 			seen := newCalls()
 			r.AddConsumerHandler("h", topic, b.Subscriber, func(m *message.Message) error {
@@ -197,7 +198,7 @@ func TestPoisonPublishFailureNacks(t *testing.T) {
 			// With a working poison queue, the same group's next consumer gets the message again
 			// and stores it.
 			b2 := openBus(t, kafkaConfig(addr, group, sub.window, 1))
-			r2, err := middleware.NewRouter(b2, fastConfig())
+			r2, err := router.New(b2, fastConfig())
 			require.NoError(t, err)
 			r2.AddConsumerHandler("h", topic, b2.Subscriber, func(m *message.Message) error {
 				return middleware.Permanent(errors.New("rejected"))
@@ -221,7 +222,7 @@ func TestRetryHandlesAfterNFailuresWithBackoff(t *testing.T) {
 	cfg.Retry.InitialInterval = 40 * time.Millisecond
 	cfg.Retry.Multiplier = 2
 	cfg.Retry.MaxInterval = time.Second
-	r, err := middleware.NewRouter(b, cfg)
+	r, err := router.New(b, cfg)
 	require.NoError(t, err)
 	seen := newCalls()
 	handled := make(chan struct{}, 10)

@@ -12,17 +12,17 @@ import (
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v2/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
 // Name is the backend's name in the config file.
 const Name = "kafka"
 
-func init() { bus.Register(Name, driver{}) }
+func init() { driver.Register[Config](Name, backendDriver{}) }
 
-type driver struct{}
+type backendDriver struct{}
 
-func (driver) DefaultConfig() any { return DefaultConfig() }
+func (backendDriver) DefaultConfig() *Config { return DefaultConfig() }
 
 // EmbeddedBroker is an in-process broker started for `embedded: true`.
 type EmbeddedBroker interface {
@@ -46,16 +46,12 @@ func RegisterEmbedded(start EmbeddedStarter) {
 	startEmbedded = start
 }
 
-func (driver) Open(ctx context.Context, raw any, o bus.Options) (*bus.Backend, error) {
-	c, ok := raw.(*Config)
-	if !ok {
-		return nil, fmt.Errorf("kafka driver got config of type %T, want *kafka.Config", raw)
-	}
+func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*driver.Conn, error) {
 	cfg := *c
 	if o.ConsumerGroup != "" {
 		cfg.ConsumerGroup = o.ConsumerGroup
 	}
-	if o.StartFrom != bus.StartDefault {
+	if o.StartFrom != driver.StartDefault {
 		cfg.InitialOffset = string(o.StartFrom)
 	}
 	if o.MaxInFlight > 0 {
@@ -133,28 +129,28 @@ func (driver) Open(ctx context.Context, raw any, o bus.Options) (*bus.Backend, e
 	}
 
 	persistent := !cfg.Embedded || cfg.EmbeddedDataDir != ""
-	caps := bus.Capabilities{
+	caps := driver.Capabilities{
 		ConsumerGroups:  true,
 		PerKeyOrdering:  !pipelined,
 		Persistence:     persistent,
 		Replay:          true,
 		Pipelining:      pipelined,
 		MaxMessageBytes: cfg.Producer.MaxMessageBytes,
-		Notes: map[bus.Capability]string{
-			bus.PerKeyOrdering: "records of one key go to one partition; order holds per partition",
-			bus.Pipelining:     "set kafka.consumer.max_in_flight to use the pipelined subscriber",
-			bus.Replay:         "from the oldest offset the topic retains (retention.ms bounds it)",
-			bus.ReplayByTime:   "not implemented yet",
+		Notes: map[driver.Capability]string{
+			driver.PerKeyOrdering: "records of one key go to one partition; order holds per partition",
+			driver.Pipelining:     "set kafka.consumer.max_in_flight to use the pipelined subscriber",
+			driver.Replay:         "from the oldest offset the topic retains (retention.ms bounds it)",
+			driver.ReplayByTime:   "not implemented yet",
 		},
 	}
 	if pipelined {
-		caps.Notes[bus.Pipelining] = fmt.Sprintf("up to %d records per partition beyond the committed offset", cfg.Consumer.MaxInFlight)
-		caps.Notes[bus.PerKeyOrdering] = "the pipelined subscriber hands a key's records out in offset order but does not wait for acks, so a nacked record comes back after later ones; the ordering middleware (router.ordering) restores per-key order on top of it"
+		caps.Notes[driver.Pipelining] = fmt.Sprintf("up to %d records per partition beyond the committed offset", cfg.Consumer.MaxInFlight)
+		caps.Notes[driver.PerKeyOrdering] = "the pipelined subscriber hands a key's records out in offset order but does not wait for acks, so a nacked record comes back after later ones; the ordering middleware (router.ordering) restores per-key order on top of it"
 	}
 	if !persistent {
-		caps.Notes[bus.Persistence] = "the embedded broker keeps data in memory; set embedded_data_dir"
+		caps.Notes[driver.Persistence] = "the embedded broker keeps data in memory; set embedded_data_dir"
 	}
-	return &bus.Backend{
+	return &driver.Conn{
 		Publisher:    &publisher{next: pub, creator: creator},
 		Subscriber:   &subscriber{next: sub, creator: creator, group: cfg.ConsumerGroup, watermill: !pipelined, closing: make(chan struct{})},
 		Capabilities: caps,

@@ -127,7 +127,7 @@ func TestCapabilities(t *testing.T) {
 
 	cfg := kafka.DefaultConfig()
 	cfg.Embedded = true
-	_, err := bus.OpenBackend(context.Background(), "kafka", cfg, bus.Require(bus.Persistence), bus.WithLogger(testLogger()))
+	_, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.Require(bus.Persistence), bus.WithLogger(testLogger()))
 	require.ErrorIs(t, err, bus.ErrNotSupported)
 	assert.Contains(t, err.Error(), "backend kafka: persistence")
 }
@@ -159,7 +159,9 @@ func TestKeyPicksPartition(t *testing.T) {
 		assert.Equal(t, "kafka", pos.Backend)
 		assert.Equal(t, topic, pos.Topic)
 		assert.Equal(t, "eventbus", pos.ConsumerGroup)
-		assert.Equal(t, p, pos.Partition)
+		gotPartition, _, err := kafka.ParseCoordinates(pos.Coordinates)
+		require.NoError(t, err)
+		assert.Equal(t, p, gotPartition)
 		if prev, seen := partitionOf[key]; seen {
 			assert.Equal(t, prev, p, "key %s moved partitions", key)
 		}

@@ -7,7 +7,7 @@ import (
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v2/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
 // marshaler maps a Watermill message to a Kafka record the way Open edX's producers write them:
@@ -26,11 +26,11 @@ func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 		return nil, fmt.Errorf("message %s: metadata key %s is reserved for the message UUID", msg.UUID, wkafka.UUIDHeaderKey)
 	}
 	headers := make([]sarama.RecordHeader, 0, len(msg.Metadata)+1)
-	if msg.UUID != msg.Metadata.Get(bus.HeaderID) {
+	if msg.UUID != msg.Metadata.Get(driver.HeaderID) {
 		headers = append(headers, sarama.RecordHeader{Key: []byte(wkafka.UUIDHeaderKey), Value: []byte(msg.UUID)})
 	}
 	for k, v := range msg.Metadata {
-		if k == bus.HeaderKey {
+		if k == driver.HeaderKey {
 			continue
 		}
 		headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
@@ -40,7 +40,7 @@ func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 		Value:   sarama.ByteEncoder(msg.Payload),
 		Headers: headers,
 	}
-	if key := msg.Metadata.Get(bus.HeaderKey); key != "" {
+	if key := msg.Metadata.Get(driver.HeaderKey); key != "" {
 		rec.Key = sarama.StringEncoder(key)
 	}
 	return rec, nil
@@ -60,10 +60,10 @@ func (marshaler) Unmarshal(rec *sarama.ConsumerMessage) (*message.Message, error
 		md.Set(string(h.Key), string(h.Value))
 	}
 	if len(rec.Key) > 0 {
-		md.Set(bus.HeaderKey, string(rec.Key))
+		md.Set(driver.HeaderKey, string(rec.Key))
 	}
 	if uuid == "" {
-		uuid = md.Get(bus.HeaderID)
+		uuid = md.Get(driver.HeaderID)
 	}
 	if uuid == "" {
 		uuid = fmt.Sprintf("kafka:%s/%d/%d", rec.Topic, rec.Partition, rec.Offset)

@@ -11,7 +11,7 @@ import (
 	"github.com/Shopify/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
 // pipelineSubscriber is the consumer-group subscriber for parallel handling, selected by
@@ -31,7 +31,7 @@ import (
 //     (so their offsets are committed), then cancels their contexts. A record acked after that
 //     is not committed here, and its partition's next owner handles it again.
 //
-// Each message's context carries its bus.Position (topic, group, partition, offset).
+// Each message's context carries its driver.Position (topic, group, partition, offset).
 type pipelineSubscriber struct {
 	brokers        []string
 	sc             *sarama.Config
@@ -186,7 +186,7 @@ func (h *claimHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	handOut := sess.Context()
 	msgCtx, cancelMsgs := context.WithCancel(context.Background())
 	w := newPartitionWindow(s.window)
-	pos := bus.Position{Backend: Name, Topic: claim.Topic(), ConsumerGroup: s.group, Partition: claim.Partition()}
+	pos := driver.Position{Backend: Name, Topic: claim.Topic(), ConsumerGroup: s.group}
 	var watchers sync.WaitGroup
 	defer func() {
 		w.drain(s.drainTimeout)
@@ -209,8 +209,8 @@ func (h *claimHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			return nil
 		}
 		msg := toMessage(rec)
-		pos.Offset = rec.Offset
-		msg.SetContext(bus.ContextWithPosition(msgCtx, pos))
+		pos.Coordinates = Coordinates(rec.Partition, rec.Offset)
+		msg.SetContext(driver.ContextWithPosition(msgCtx, pos))
 		e := w.add(rec.Offset)
 		select {
 		case h.sub.out <- msg:
@@ -257,16 +257,16 @@ func (h *claimHandler) watch(sess sarama.ConsumerGroupSession, claim sarama.Cons
 }
 
 // toMessage unmarshals a record. The marshaler accepts every record; should that change, a
-// record it rejects is still delivered, marked with bus.HeaderInvalidReason, so the poison
+// record it rejects is still delivered, marked with driver.HeaderInvalidReason, so the poison
 // queue takes it instead of the partition stalling on it.
 func toMessage(rec *sarama.ConsumerMessage) *message.Message {
 	msg, err := marshaler{}.Unmarshal(rec)
 	if err != nil {
 		msg = message.NewMessage(fmt.Sprintf("kafka:%s/%d/%d", rec.Topic, rec.Partition, rec.Offset), rec.Value)
 		if len(rec.Key) > 0 {
-			msg.Metadata.Set(bus.HeaderKey, string(rec.Key))
+			msg.Metadata.Set(driver.HeaderKey, string(rec.Key))
 		}
-		msg.Metadata.Set(bus.HeaderInvalidReason, err.Error())
+		msg.Metadata.Set(driver.HeaderInvalidReason, err.Error())
 	}
 	return msg
 }

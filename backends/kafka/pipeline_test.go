@@ -36,7 +36,7 @@ func pipelinedConfig(addr, group string, window int) *kafka.Config {
 func TestPubSubPipelined(t *testing.T) {
 	addr := startBroker(t)
 	newPubSub := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
-		b, err := bus.OpenBackend(context.Background(), "kafka", pipelinedConfig(addr, group, 64), bus.WithLogger(testLogger()))
+		b, err := bus.OpenConfig(context.Background(), "kafka", pipelinedConfig(addr, group, 64), bus.WithLogger(testLogger()))
 		require.NoError(t, err)
 		require.True(t, b.Capabilities().Pipelining)
 		return b.Publisher, b.Subscriber
@@ -74,7 +74,7 @@ func TestPipelinedHandsOutBeforeAcksAndCommitsContiguously(t *testing.T) {
 	addr := startBroker(t)
 	topic := "pipelined-" + watermill.NewShortUUID()
 	group := "g-" + watermill.NewShortUUID()
-	b, err := bus.OpenBackend(context.Background(), "kafka", pipelinedConfig(addr, group, 8), bus.WithLogger(testLogger()))
+	b, err := bus.OpenConfig(context.Background(), "kafka", pipelinedConfig(addr, group, 8), bus.WithLogger(testLogger()))
 	require.NoError(t, err)
 	defer b.Close()
 	for i := range 10 {
@@ -90,7 +90,7 @@ func TestPipelinedHandsOutBeforeAcksAndCommitsContiguously(t *testing.T) {
 		got[i] = receive(t, ctx, msgs)
 		pos, ok := bus.PositionOf(got[i])
 		require.True(t, ok, "message %d has no position", i)
-		assert.Equal(t, bus.Position{Backend: "kafka", Topic: topic, ConsumerGroup: group, Partition: 0, Offset: int64(i)}, pos)
+		assert.Equal(t, bus.Position{Backend: "kafka", Topic: topic, ConsumerGroup: group, Coordinates: kafka.Coordinates(0, int64(i))}, pos)
 	}
 	select {
 	case m := <-msgs:
@@ -112,8 +112,9 @@ func TestPipelinedHandsOutBeforeAcksAndCommitsContiguously(t *testing.T) {
 	got[0].Nack()
 	again := receive(t, ctx, msgs)
 	assert.Equal(t, got[0].UUID, again.UUID)
-	pos, _ := bus.PositionOf(again)
-	assert.Equal(t, int64(0), pos.Offset)
+	pos, ok := bus.PositionOf(again)
+	require.True(t, ok, "a redelivered record keeps its position")
+	assert.Equal(t, kafka.Coordinates(0, 0), pos.Coordinates)
 	again.Ack()
 	// Now 0..7 are done: the window slides, 8 and 9 arrive, and offset 8 is committed.
 	m8, m9 := receive(t, ctx, msgs), receive(t, ctx, msgs)

@@ -2,15 +2,18 @@ package kafka
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"strings"
 
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v2/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
 // withPositions forwards Watermill's Kafka subscription to a channel of its own, recording each
-// message's bus.Position (partition and offset, which the adapter keeps in the context) on its
+// message's driver.Position (partition and offset, which the adapter keeps in the context) on its
 // context. The adapter hands a nacked message out again as a copy without its context; such a
 // copy gets the position of the message it copies, found by UUID among the last message of
 // each partition (the adapter has at most one message per partition out at a time). The
@@ -22,15 +25,15 @@ func withPositions(ctx context.Context, closing <-chan struct{}, in <-chan *mess
 		defer close(out)
 		type last struct {
 			uuid string
-			pos  bus.Position
+			pos  driver.Position
 		}
 		lastOf := map[int32]last{} // this goroutine's own
 		for msg := range in {
-			pos := bus.Position{Backend: Name, Topic: topic, ConsumerGroup: group}
+			pos := driver.Position{Backend: Name, Topic: topic, ConsumerGroup: group}
 			partition, ok := wkafka.MessagePartitionFromCtx(msg.Context())
 			if ok {
-				pos.Partition = partition
-				pos.Offset, _ = wkafka.MessagePartitionOffsetFromCtx(msg.Context())
+				offset, _ := wkafka.MessagePartitionOffsetFromCtx(msg.Context())
+				pos.Coordinates = Coordinates(partition, offset)
 				lastOf[partition] = last{uuid: msg.UUID, pos: pos}
 			} else {
 				for _, l := range lastOf {
@@ -45,7 +48,7 @@ func withPositions(ctx context.Context, closing <-chan struct{}, in <-chan *mess
 				mctx = ctx // a redelivered copy: at least end with the subscription
 			}
 			if ok {
-				mctx = bus.ContextWithPosition(mctx, pos)
+				mctx = driver.ContextWithPosition(mctx, pos)
 			}
 			msg.SetContext(mctx)
 			select {
@@ -58,4 +61,24 @@ func withPositions(ctx context.Context, closing <-chan struct{}, in <-chan *mess
 		}
 	}()
 	return out
+}
+
+// Coordinates formats a record's place in its topic as a Position's coordinates:
+// "partition:offset", as kcat and kafka-console-consumer write it.
+func Coordinates(partition int32, offset int64) string {
+	return strconv.FormatInt(int64(partition), 10) + ":" + strconv.FormatInt(offset, 10)
+}
+
+// ParseCoordinates reads "partition:offset" back.
+func ParseCoordinates(s string) (partition int32, offset int64, err error) {
+	ps, os, ok := strings.Cut(s, ":")
+	if !ok {
+		return 0, 0, fmt.Errorf("kafka position %q: want partition:offset, e.g. 3:1042", s)
+	}
+	p, perr := strconv.ParseInt(ps, 10, 32)
+	o, oerr := strconv.ParseInt(os, 10, 64)
+	if perr != nil || oerr != nil || p < 0 || o < 0 {
+		return 0, 0, fmt.Errorf("kafka position %q: want partition:offset, two non-negative numbers", s)
+	}
+	return int32(p), o, nil
 }

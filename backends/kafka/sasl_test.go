@@ -39,7 +39,7 @@ func TestSASL(t *testing.T) {
 // roundTrip opens a bus on cfg, publishes one event and consumes it back.
 func roundTrip(t *testing.T, cfg *kafka.Config) {
 	t.Helper()
-	b, err := bus.OpenBackend(context.Background(), "kafka", cfg, bus.WithLogger(testLogger()))
+	b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(testLogger()))
 	require.NoError(t, err)
 	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -41,6 +41,6 @@ func TestMutualTLS(t *testing.T) {
 
 	noClientCert := *cfg
 	noClientCert.TLS.CertFile, noClientCert.TLS.KeyFile = "", ""
-	_, err = bus.OpenBackend(context.Background(), "kafka", &noClientCert, bus.WithLogger(testLogger()))
+	_, err = bus.OpenConfig(context.Background(), "kafka", &noClientCert, bus.WithLogger(testLogger()))
 	require.Error(t, err, "the broker requires a client certificate")
 }

@@ -201,7 +201,7 @@ func testConfig(url string) *rabbitmq.Config {
 
 func openBackend(t testing.TB, cfg *rabbitmq.Config, opts ...bus.Option) *bus.Bus {
 	t.Helper()
-	b, err := bus.OpenBackend(context.Background(), rabbitmq.Name, cfg, append([]bus.Option{bus.WithLogger(testLogger())}, opts...)...)
+	b, err := bus.OpenConfig(context.Background(), rabbitmq.Name, cfg, append([]bus.Option{bus.WithLogger(testLogger())}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.Close() })
 	return b

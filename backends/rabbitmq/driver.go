@@ -3,28 +3,23 @@ package rabbitmq
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
 // Name is the backend's name in the config file.
 const Name = "rabbitmq"
 
-func init() { bus.Register(Name, driver{}) }
+func init() { driver.Register[Config](Name, backendDriver{}) }
 
-type driver struct{}
+type backendDriver struct{}
 
-func (driver) DefaultConfig() any { return DefaultConfig() }
+func (backendDriver) DefaultConfig() *Config { return DefaultConfig() }
 
-func (driver) Open(ctx context.Context, raw any, o bus.Options) (*bus.Backend, error) {
-	c, ok := raw.(*Config)
-	if !ok {
-		return nil, fmt.Errorf("rabbitmq driver got config of type %T, want *rabbitmq.Config", raw)
-	}
+func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*driver.Conn, error) {
 	cfg := *c
 	if o.ConsumerGroup != "" {
 		cfg.ConsumerGroup = o.ConsumerGroup
@@ -36,7 +31,7 @@ func (driver) Open(ctx context.Context, raw any, o bus.Options) (*bus.Backend, e
 		cfg.Consumer.Prefetch = max(cfg.Consumer.Prefetch, o.MaxInFlight)
 	}
 	startFrom := cfg.Stream.StartFrom
-	if o.StartFrom != bus.StartDefault {
+	if o.StartFrom != driver.StartDefault {
 		startFrom = string(o.StartFrom)
 	}
 	logger := o.Logger.With("backend", Name)
@@ -75,7 +70,7 @@ func (driver) Open(ctx context.Context, raw any, o bus.Options) (*bus.Backend, e
 	sub := newSubscriber(subConn, topo, cfg.Consumer, cfg.Reconnect, cfg.ConsumerGroup, o.TemporaryGroup, startFrom, logger)
 	logger.Info("connected to RabbitMQ", "broker", pubConn.Endpoint(), "consumer_group", cfg.ConsumerGroup, "queue_type", cfg.Queue.Type)
 
-	return &bus.Backend{
+	return &driver.Conn{
 		Publisher:    pub,
 		Subscriber:   sub,
 		Capabilities: capabilities(&cfg),
@@ -101,41 +96,41 @@ func (driver) Open(ctx context.Context, raw any, o bus.Options) (*bus.Backend, e
 }
 
 // capabilities declares what the backend, as configured, guarantees.
-func capabilities(cfg *Config) bus.Capabilities {
+func capabilities(cfg *Config) driver.Capabilities {
 	stream := cfg.Queue.Type == QueueStream
 	exclusive := cfg.ConsumerGroup == "" && !stream
-	caps := bus.Capabilities{
+	caps := driver.Capabilities{
 		ConsumerGroups: !stream && !exclusive,
 		PerKeyOrdering: (cfg.Queue.SingleActiveConsumer || stream) && cfg.Consumer.MaxInFlight <= 1,
 		Persistence:    cfg.Publisher.Confirms && cfg.Publisher.Persistent && cfg.Queue.Durable && cfg.Exchange.Durable && !exclusive,
 		Replay:         stream,
 		Pipelining:     cfg.Consumer.MaxInFlight > 1,
-		Notes:          map[bus.Capability]string{},
+		Notes:          map[driver.Capability]string{},
 	}
 	n := caps.Notes
 	switch {
 	case stream:
-		n[bus.ConsumerGroups] = "a stream queue is read whole by every subscriber; instances of a group do not share the work"
-		n[bus.PerKeyOrdering] = "a stream is read in publish order by each subscriber"
-		n[bus.Replay] = "from the oldest message the stream retains (x-stream-offset first); AMQP consumers keep no offset, so each subscription starts at stream.start_from"
+		n[driver.ConsumerGroups] = "a stream queue is read whole by every subscriber; instances of a group do not share the work"
+		n[driver.PerKeyOrdering] = "a stream is read in publish order by each subscriber"
+		n[driver.Replay] = "from the oldest message the stream retains (x-stream-offset first); AMQP consumers keep no offset, so each subscription starts at stream.start_from"
 	case exclusive:
-		n[bus.ConsumerGroups] = "consumer_group is empty: each subscription has a private queue that lives only while it is connected"
-		n[bus.Persistence] = "consumer_group is empty: private queues are deleted with their connection"
+		n[driver.ConsumerGroups] = "consumer_group is empty: each subscription has a private queue that lives only while it is connected"
+		n[driver.Persistence] = "consumer_group is empty: private queues are deleted with their connection"
 	default:
-		n[bus.PerKeyOrdering] = "only with queue.single_active_consumer: true (one instance of a group consumes at a time)"
-		n[bus.Replay] = "only with queue.type: stream; a classic or quorum queue forgets acknowledged messages, and a new group's queue holds only messages published after it was declared"
+		n[driver.PerKeyOrdering] = "only with queue.single_active_consumer: true (one instance of a group consumes at a time)"
+		n[driver.Replay] = "only with queue.type: stream; a classic or quorum queue forgets acknowledged messages, and a new group's queue holds only messages published after it was declared"
 	}
 	if !caps.Persistence && !exclusive {
-		n[bus.Persistence] = "needs publisher.confirms, publisher.persistent, queue.durable and exchange.durable all true"
+		n[driver.Persistence] = "needs publisher.confirms, publisher.persistent, queue.durable and exchange.durable all true"
 	} else if caps.Persistence && cfg.Queue.Type == QueueClassic {
-		n[bus.Persistence] = "a classic queue lives on one node: it survives a restart, not the node's loss; quorum queues are replicated"
+		n[driver.Persistence] = "a classic queue lives on one node: it survives a restart, not the node's loss; quorum queues are replicated"
 	}
 	if !caps.Pipelining {
-		n[bus.Pipelining] = "consumer.max_in_flight is 1: messages are handed out one at a time, each after the previous is acked; raise it to hand out more"
+		n[driver.Pipelining] = "consumer.max_in_flight is 1: messages are handed out one at a time, each after the previous is acked; raise it to hand out more"
 	} else if cfg.Queue.SingleActiveConsumer || stream {
-		n[bus.PerKeyOrdering] = "max_in_flight > 1 hands messages out before earlier ones are acked, so a nacked one comes back after later ones; the ordering middleware (router.ordering) restores per-key order on top of it"
+		n[driver.PerKeyOrdering] = "max_in_flight > 1 hands messages out before earlier ones are acked, so a nacked one comes back after later ones; the ordering middleware (router.ordering) restores per-key order on top of it"
 	}
-	n[bus.ReplayByTime] = "RabbitMQ streams accept a timestamp offset, but the bus API has no start time yet"
-	n[bus.NativeDelay] = "needs the delayed-message exchange plugin, which this backend does not use"
+	n[driver.ReplayByTime] = "RabbitMQ streams accept a timestamp offset, but the bus API has no start time yet"
+	n[driver.NativeDelay] = "needs the delayed-message exchange plugin, which this backend does not use"
 	return caps
 }

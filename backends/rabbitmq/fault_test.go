@@ -166,7 +166,7 @@ func TestFaults(t *testing.T) {
 	// -race fails it whatever the Pub/Sub does. StopStartMidStream covers the same ground.
 
 	t.Run("CloseInterruptsWaitingPublish", func(t *testing.T) {
-		b, err := bus.OpenBackend(context.Background(), rabbitmq.Name, testConfig(n.url()), bus.WithLogger(testLogger()))
+		b, err := bus.OpenConfig(context.Background(), rabbitmq.Name, testConfig(n.url()), bus.WithLogger(testLogger()))
 		require.NoError(t, err)
 		topic := uniqueTopic("closing")
 		require.NoError(t, b.Publish(context.Background(), topic, bus.Event{Type: "t", Source: "s"}))

@@ -15,7 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
 // marshal maps a Watermill message to an AMQP publishing: metadata become headers (strings),
@@ -31,8 +31,8 @@ func marshal(msg *message.Message, persistent bool) amqp.Publishing {
 		Headers:     headers,
 		Body:        msg.Payload,
 		MessageId:   msg.UUID,
-		ContentType: msg.Metadata.Get(bus.HeaderContentType),
-		Type:        msg.Metadata.Get(bus.HeaderType),
+		ContentType: msg.Metadata.Get(driver.HeaderContentType),
+		Type:        msg.Metadata.Get(driver.HeaderType),
 		Timestamp:   time.Now().UTC(),
 	}
 	if persistent {
@@ -42,7 +42,7 @@ func marshal(msg *message.Message, persistent bool) amqp.Publishing {
 }
 
 // unmarshal maps a delivery back. It never fails: whatever cannot be read as text is noted in
-// bus.HeaderInvalidReason and the message is delivered anyway, so nothing is dropped.
+// driver.HeaderInvalidReason and the message is delivered anyway, so nothing is dropped.
 //
 // The UUID is the message-id property, else watermill-amqp's UUID header (messages published
 // by the bare adapter), else ce_id, else a new one.
@@ -69,19 +69,19 @@ func unmarshal(d amqp.Delivery) *message.Message {
 		delete(md, wamqp.DefaultMessageUUIDHeaderKey)
 	}
 	if uuid == "" {
-		uuid = md.Get(bus.HeaderID)
+		uuid = md.Get(driver.HeaderID)
 	}
 	if uuid == "" {
 		uuid = watermill.NewUUID()
 	}
-	if d.ContentType != "" && md.Get(bus.HeaderContentType) == "" {
-		md.Set(bus.HeaderContentType, d.ContentType)
+	if d.ContentType != "" && md.Get(driver.HeaderContentType) == "" {
+		md.Set(driver.HeaderContentType, d.ContentType)
 	}
 	if d.Redelivered {
 		md.Set(wamqp.MetadataRedeliveredKey, "true")
 	}
 	if len(problems) > 0 {
-		md.Set(bus.HeaderInvalidReason, strings.Join(problems, "; "))
+		md.Set(driver.HeaderInvalidReason, strings.Join(problems, "; "))
 	}
 	msg := message.NewMessage(uuid, d.Body)
 	msg.Metadata = md

@@ -69,8 +69,8 @@ func TestEnvelopeAndPositionRoundTrip(t *testing.T) {
 
 	pos, ok := bus.PositionOf(m)
 	require.True(t, ok, "the subscriber records the position")
-	assert.Equal(t, bus.Position{Backend: "rabbitmq", Topic: topic, ConsumerGroup: "eventbus", Queue: "eventbus." + topic, DeliveryTag: 1}, pos)
-	assert.Equal(t, fmt.Sprintf("rabbitmq %s (queue eventbus.%s) tag 1", topic, topic), pos.String())
+	assert.Equal(t, bus.Position{Backend: "rabbitmq", Topic: topic, ConsumerGroup: "eventbus", Coordinates: rabbitmq.Coordinates("eventbus."+topic, 1)}, pos)
+	assert.Equal(t, fmt.Sprintf("rabbitmq %s eventbus.%s#1 (group eventbus)", topic, topic), pos.String())
 	m.Ack()
 }
 
@@ -212,7 +212,7 @@ func TestCapabilitiesAndReplayNotSupported(t *testing.T) {
 	assert.False(t, caps.PerKeyOrdering)
 	assert.False(t, caps.Pipelining)
 
-	_, err := bus.OpenBackend(context.Background(), rabbitmq.Name, testConfig(url), bus.Require(bus.Replay), bus.WithLogger(testLogger()))
+	_, err := bus.OpenConfig(context.Background(), rabbitmq.Name, testConfig(url), bus.Require(bus.Replay), bus.WithLogger(testLogger()))
 	require.ErrorIs(t, err, bus.ErrNotSupported)
 	assert.Contains(t, err.Error(), "backend rabbitmq: replay (only with queue.type: stream")
 
@@ -300,7 +300,10 @@ func TestStreamReplaysFromOldest(t *testing.T) {
 			assert.Equal(t, fmt.Sprint("s", i), m.UUID, group)
 			pos, ok := bus.PositionOf(m)
 			require.True(t, ok)
-			assert.Equal(t, int64(i), pos.Offset, "stream offset")
+			_, off, stream, err := rabbitmq.ParseCoordinates(pos.Coordinates)
+			require.NoError(t, err)
+			assert.True(t, stream, "a stream delivery's position is its offset: %s", pos.Coordinates)
+			assert.Equal(t, int64(i), off, "stream offset")
 			m.Ack()
 		}
 	}
@@ -382,8 +385,11 @@ func TestEmptyGroupGivesPrivateQueues(t *testing.T) {
 	for _, msgs := range []<-chan *message.Message{first, second} {
 		m := receive(t, ctx, msgs)
 		assert.Equal(t, "to-both", m.UUID)
-		pos, _ := bus.PositionOf(m)
-		assert.True(t, strings.HasPrefix(pos.Queue, "amq.gen-"), "server-named queue, got %q", pos.Queue)
+		pos, ok := bus.PositionOf(m)
+		require.True(t, ok)
+		queue, _, _, err := rabbitmq.ParseCoordinates(pos.Coordinates)
+		require.NoError(t, err)
+		assert.True(t, strings.HasPrefix(queue, "amq.gen-"), "server-named queue, got %q", queue)
 		m.Ack()
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
 // ErrSubscriberClosed is returned by Subscribe after Close.
@@ -239,9 +239,9 @@ func (sub *subscription) consume(ctx context.Context, c *consumer) error {
 		case e := <-c.closes:
 			return channelError(e)
 		}
-		pos := bus.Position{Backend: Name, Topic: sub.topic, ConsumerGroup: s.group, Queue: c.queue, DeliveryTag: d.DeliveryTag}
+		pos := driver.Position{Backend: Name, Topic: sub.topic, ConsumerGroup: s.group, Coordinates: Coordinates(c.queue, d.DeliveryTag)}
 		if off, ok := d.Headers["x-stream-offset"].(int64); ok {
-			pos.Offset = off
+			pos.Coordinates = StreamCoordinates(c.queue, off)
 		}
 		msg, done := sub.message(ctx, d, pos)
 		select {
@@ -267,19 +267,19 @@ func (sub *subscription) consume(ctx context.Context, c *consumer) error {
 
 // message builds the Watermill message for d, with a context that carries its position and is
 // cancelled (by done) once it is settled.
-func (sub *subscription) message(ctx context.Context, d amqp.Delivery, pos bus.Position) (*message.Message, context.CancelFunc) {
+func (sub *subscription) message(ctx context.Context, d amqp.Delivery, pos driver.Position) (*message.Message, context.CancelFunc) {
 	msg := unmarshal(d)
-	if reason := msg.Metadata.Get(bus.HeaderInvalidReason); reason != "" {
-		sub.logger.Warn("delivering a message that could not be fully decoded", "message_uuid", msg.UUID, "queue", pos.Queue, "reason", reason)
+	if reason := msg.Metadata.Get(driver.HeaderInvalidReason); reason != "" {
+		sub.logger.Warn("delivering a message that could not be fully decoded", "message_uuid", msg.UUID, "position", pos.Coordinates, "reason", reason)
 	}
-	mctx, cancel := context.WithCancel(bus.ContextWithPosition(ctx, pos))
+	mctx, cancel := context.WithCancel(driver.ContextWithPosition(ctx, pos))
 	msg.SetContext(mctx)
 	return msg, cancel
 }
 
 // settle waits for the handler's ack or nack on msg and passes it to the broker on the channel
 // d came from. It gives up when the subscription stops: the broker then requeues d.
-func (sub *subscription) settle(ctx context.Context, d amqp.Delivery, msg *message.Message, done context.CancelFunc, pos bus.Position, inPlace bool, stop <-chan struct{}) {
+func (sub *subscription) settle(ctx context.Context, d amqp.Delivery, msg *message.Message, done context.CancelFunc, pos driver.Position, inPlace bool, stop <-chan struct{}) {
 	for {
 		select {
 		case <-msg.Acked():
@@ -301,7 +301,7 @@ func (sub *subscription) settle(ctx context.Context, d amqp.Delivery, msg *messa
 			}
 			redelivery := msg.Copy()
 			redelivery.Metadata.Set(wamqp.MetadataRedeliveredKey, "true")
-			mctx, cancel := context.WithCancel(bus.ContextWithPosition(ctx, pos))
+			mctx, cancel := context.WithCancel(driver.ContextWithPosition(ctx, pos))
 			redelivery.SetContext(mctx)
 			select {
 			case sub.out <- redelivery:

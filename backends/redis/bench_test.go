@@ -109,7 +109,7 @@ func consumeOurs(b *testing.B, stream string, n, readBatch int) time.Duration {
 	cfg.Addrs = []string{sharedAddr}
 	cfg.ReadBatch = readBatch
 	cfg.ConsumerGroup = "g"
-	bb, err := bus.OpenBackend(context.Background(), redisbackend.Name, cfg, bus.WithLogger(testLogger()))
+	bb, err := bus.OpenConfig(context.Background(), redisbackend.Name, cfg, bus.WithLogger(testLogger()))
 	require.NoError(b, err)
 	defer bb.Close()
 	var sub *redisbackend.Subscriber

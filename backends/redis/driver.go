@@ -14,17 +14,17 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
 // Name is the backend's name in the config file.
 const Name = "redis"
 
-func init() { bus.Register(Name, driver{}) }
+func init() { driver.Register[Config](Name, backendDriver{}) }
 
-type driver struct{}
+type backendDriver struct{}
 
-func (driver) DefaultConfig() any { return DefaultConfig() }
+func (backendDriver) DefaultConfig() *Config { return DefaultConfig() }
 
 // NewClient returns the go-redis client cfg describes: a single-server client for one address,
 // a Cluster client for several.
@@ -53,16 +53,12 @@ func NewClient(cfg *Config) (redis.UniversalClient, error) {
 	return redis.NewClient(opts.Simple()), nil
 }
 
-func (driver) Open(ctx context.Context, raw any, o bus.Options) (*bus.Backend, error) {
-	c, ok := raw.(*Config)
-	if !ok {
-		return nil, fmt.Errorf("redis driver got config of type %T, want *redis.Config", raw)
-	}
+func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*driver.Conn, error) {
 	cfg := *c
 	if o.ConsumerGroup != "" {
 		cfg.ConsumerGroup = o.ConsumerGroup
 	}
-	if o.StartFrom != bus.StartDefault {
+	if o.StartFrom != driver.StartDefault {
 		cfg.StartFrom = string(o.StartFrom)
 	}
 	if o.MaxInFlight > 0 {
@@ -106,7 +102,7 @@ func (driver) Open(ctx context.Context, raw any, o bus.Options) (*bus.Backend, e
 		return nil, errors.Join(err, wpub.Close(), client.Close())
 	}
 
-	caps := bus.Capabilities{
+	caps := driver.Capabilities{
 		ConsumerGroups:  true,
 		PerKeyOrdering:  false,
 		Persistence:     server.persistent,
@@ -114,22 +110,22 @@ func (driver) Open(ctx context.Context, raw any, o bus.Options) (*bus.Backend, e
 		ReplayByTime:    true,
 		Pipelining:      cfg.MaxInFlight > 1,
 		MaxMessageBytes: server.maxBulk,
-		Notes: map[bus.Capability]string{
-			bus.PerKeyOrdering: "stream order holds only with a single consumer per group and max_in_flight 1; entries claimed from a stopped consumer arrive late",
-			bus.Persistence:    server.note,
-			bus.Replay:         "a new group with start_from oldest reads what the stream retains; maxlen trimming bounds it",
-			bus.ReplayByTime:   "start_from takes an RFC 3339 time (stream ids are millisecond timestamps); Rewind moves an existing group",
-			bus.NativeDelay:    "Redis Streams have no delayed delivery",
+		Notes: map[driver.Capability]string{
+			driver.PerKeyOrdering: "stream order holds only with a single consumer per group and max_in_flight 1; entries claimed from a stopped consumer arrive late",
+			driver.Persistence:    server.note,
+			driver.Replay:         "a new group with start_from oldest reads what the stream retains; maxlen trimming bounds it",
+			driver.ReplayByTime:   "start_from takes an RFC 3339 time (stream ids are millisecond timestamps); Rewind moves an existing group",
+			driver.NativeDelay:    "Redis Streams have no delayed delivery",
 		},
 	}
 	if !caps.Pipelining {
-		caps.Notes[bus.Pipelining] = "max_in_flight is 1: a message is handed out only after the previous one was acked or nacked"
+		caps.Notes[driver.Pipelining] = "max_in_flight is 1: a message is handed out only after the previous one was acked or nacked"
 	} else {
-		caps.Notes[bus.Pipelining] = fmt.Sprintf("up to %d messages out at once (max_in_flight), each acked on its own", cfg.MaxInFlight)
+		caps.Notes[driver.Pipelining] = fmt.Sprintf("up to %d messages out at once (max_in_flight), each acked on its own", cfg.MaxInFlight)
 	}
 	var closeOnce sync.Once
 	var closeErr error
-	return &bus.Backend{
+	return &driver.Conn{
 		Publisher:    &publisher{next: wpub},
 		Subscriber:   sub,
 		Capabilities: caps,

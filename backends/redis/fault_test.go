@@ -195,7 +195,7 @@ func runKilledConsumer(spec string) error {
 	cfg.ConsumerName = "killed-pod"
 	cfg.ReadBatch = 50
 	cfg.MaxInFlight = 5
-	b, err := bus.OpenBackend(context.Background(), redisbackend.Name, cfg, bus.WithLogger(slog.New(slog.DiscardHandler)))
+	b, err := bus.OpenConfig(context.Background(), redisbackend.Name, cfg, bus.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		return err
 	}

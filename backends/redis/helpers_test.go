@@ -97,7 +97,7 @@ func testConfig(addr string) *redisbackend.Config {
 
 func openBus(t testing.TB, cfg *redisbackend.Config, opts ...bus.Option) (*bus.Bus, *redisbackend.Subscriber) {
 	t.Helper()
-	b, err := bus.OpenBackend(context.Background(), redisbackend.Name, cfg, append([]bus.Option{bus.WithLogger(testLogger())}, opts...)...)
+	b, err := bus.OpenConfig(context.Background(), redisbackend.Name, cfg, append([]bus.Option{bus.WithLogger(testLogger())}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.Close() })
 	var sub *redisbackend.Subscriber

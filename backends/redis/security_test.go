@@ -67,11 +67,11 @@ func TestTLSWithClientCertificate(t *testing.T) {
 	// pair the server refuses the handshake.
 	noName := testConfig(srv.Addr())
 	noName.TLS = config.TLS{Enabled: true, CAFile: caFile, CertFile: clientCert, KeyFile: clientKey}
-	_, err := bus.OpenBackend(context.Background(), redisbackend.Name, noName, bus.WithLogger(testLogger()))
+	_, err := bus.OpenConfig(context.Background(), redisbackend.Name, noName, bus.WithLogger(testLogger()))
 	require.ErrorContains(t, err, "certificate")
 	noClient := testConfig(srv.Addr())
 	noClient.TLS = config.TLS{Enabled: true, CAFile: caFile, ServerName: "redis.test"}
-	_, err = bus.OpenBackend(context.Background(), redisbackend.Name, noClient, bus.WithLogger(testLogger()))
+	_, err = bus.OpenConfig(context.Background(), redisbackend.Name, noClient, bus.WithLogger(testLogger()))
 	require.Error(t, err)
 }
 

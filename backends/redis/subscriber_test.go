@@ -63,7 +63,7 @@ func TestNackRedeliversBeforeNext(t *testing.T) {
 	assert.Equal(t, ids[0], again.UUID)
 	pos, ok := bus.PositionOf(again)
 	require.True(t, ok, "a redelivered message keeps its position")
-	assert.NotEmpty(t, pos.StreamID)
+	assert.NotEmpty(t, pos.Coordinates)
 	again.Ack()
 	next := receive(t, ctx, msgs)
 	assert.Equal(t, ids[1], next.UUID)
@@ -160,7 +160,7 @@ func TestCapabilitiesFollowServerPersistence(t *testing.T) {
 	assert.False(t, caps.Pipelining)
 	assert.Positive(t, caps.MaxMessageBytes)
 
-	_, err := bus.OpenBackend(context.Background(), redisbackend.Name, testConfig(sharedAddr), bus.WithLogger(testLogger()), bus.Require(bus.Persistence))
+	_, err := bus.OpenConfig(context.Background(), redisbackend.Name, testConfig(sharedAddr), bus.WithLogger(testLogger()), bus.Require(bus.Persistence))
 	require.ErrorIs(t, err, bus.ErrNotSupported)
 	assert.Contains(t, err.Error(), "backend redis: persistence (none: appendonly is off")
 
@@ -181,7 +181,7 @@ func TestOpenFailsClearlyWhenRedisIsDown(t *testing.T) {
 		t.Skip("dials a closed port; skipped with -short")
 	}
 	cfg := testConfig("127.0.0.1:" + strconv.Itoa(freePort(t)))
-	_, err := bus.OpenBackend(context.Background(), redisbackend.Name, cfg, bus.WithLogger(testLogger()))
+	_, err := bus.OpenConfig(context.Background(), redisbackend.Name, cfg, bus.WithLogger(testLogger()))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "connect to redis ["+cfg.Addrs[0]+"]")
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
 // entry is one stream entry read or claimed by a subscription, until it is acked.
@@ -397,12 +397,12 @@ func (sub *subscription) decode(ctx context.Context, e *entry) {
 	msg, reason := decodeEntry(sub.stream, e.id, e.values)
 	if reason != "" {
 		sub.s.n.invalid.Add(1)
-		sub.log.Error("redis: stream entry is not a valid event; delivering it marked with "+bus.HeaderInvalidReason,
+		sub.log.Error("redis: stream entry is not a valid event; delivering it marked with "+driver.HeaderInvalidReason,
 			"entry_id", e.id, "reason", reason, "uuid", msg.UUID)
 	}
 	e.msg, e.values = msg, nil
-	e.base = bus.ContextWithPosition(ctx, bus.Position{
-		Backend: Name, Topic: sub.stream, ConsumerGroup: sub.group, StreamID: e.id,
+	e.base = driver.ContextWithPosition(ctx, driver.Position{
+		Backend: Name, Topic: sub.stream, ConsumerGroup: sub.group, Coordinates: e.id,
 	})
 }
 

@@ -9,7 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
 // Stream entry fields. The first eight are the layout Open edX's Redis event bus
@@ -31,19 +31,19 @@ const (
 	FieldPartitionKey    = "partitionkey"    // the ordering key, ce_partitionkey
 
 	// FieldWatermillUUID carries the Watermill message UUID, written only when it differs from
-	// the event id (messages built by hand rather than by bus.Publish).
+	// the event id (messages built by hand rather than by driver.Publish).
 	FieldWatermillUUID = redisstream.UUIDHeaderKey
 )
 
 // envelopeFields maps bus metadata keys to the stream fields that carry them.
 var envelopeFields = map[string]string{
-	bus.HeaderType:        FieldType,
-	bus.HeaderSource:      FieldSource,
-	bus.HeaderTime:        FieldTime,
-	bus.HeaderSpecVersion: FieldSpecVersion,
-	bus.HeaderContentType: FieldDataContentType,
-	bus.HeaderSubject:     FieldSubject,
-	bus.HeaderKey:         FieldPartitionKey,
+	driver.HeaderType:        FieldType,
+	driver.HeaderSource:      FieldSource,
+	driver.HeaderTime:        FieldTime,
+	driver.HeaderSpecVersion: FieldSpecVersion,
+	driver.HeaderContentType: FieldDataContentType,
+	driver.HeaderSubject:     FieldSubject,
+	driver.HeaderKey:         FieldPartitionKey,
 }
 
 // reservedFields are stream fields that user metadata may not use.
@@ -88,12 +88,12 @@ var _ redisstream.Marshaller = marshaller{}
 // Marshal returns the entry's fields. A metadata key that is a reserved field is refused, naming
 // the key, since it would overwrite an attribute.
 func (marshaller) Marshal(topic string, msg *message.Message) (map[string]any, error) {
-	id := msg.Metadata.Get(bus.HeaderID)
+	id := msg.Metadata.Get(driver.HeaderID)
 	if id == "" {
 		id = msg.UUID
 	}
 	if id == "" {
-		return nil, fmt.Errorf("message to %s has neither a UUID nor metadata %s", topic, bus.HeaderID)
+		return nil, fmt.Errorf("message to %s has neither a UUID nor metadata %s", topic, driver.HeaderID)
 	}
 	values := make(map[string]any, len(msg.Metadata)+2)
 	values[FieldID] = id
@@ -102,11 +102,11 @@ func (marshaller) Marshal(topic string, msg *message.Message) (map[string]any, e
 		values[FieldWatermillUUID] = msg.UUID
 	}
 	for k, v := range msg.Metadata {
-		if k == bus.HeaderID {
+		if k == driver.HeaderID {
 			continue
 		}
 		if f, ok := envelopeFields[k]; ok {
-			if k == bus.HeaderTime {
+			if k == driver.HeaderTime {
 				v = toPythonISO(v)
 			}
 			values[f] = v
@@ -114,10 +114,10 @@ func (marshaller) Marshal(topic string, msg *message.Message) (map[string]any, e
 		}
 		if reservedFields[k] {
 			return nil, fmt.Errorf("message %s to %s: metadata key %q is a reserved stream field (reserved: %s): %w",
-				msg.UUID, topic, k, strings.Join(ReservedFields(), ", "), bus.ErrInvalidEvent)
+				msg.UUID, topic, k, strings.Join(ReservedFields(), ", "), driver.ErrInvalidEvent)
 		}
 		if k == "" {
-			return nil, fmt.Errorf("message %s to %s: empty metadata key: %w", msg.UUID, topic, bus.ErrInvalidEvent)
+			return nil, fmt.Errorf("message %s to %s: empty metadata key: %w", msg.UUID, topic, driver.ErrInvalidEvent)
 		}
 		values[k] = v
 	}
@@ -136,7 +136,7 @@ func toPythonISO(v string) string {
 
 // fromISO reads the time field back as RFC 3339. Python's isoformat() of an aware time is
 // already RFC 3339 and passes as it is; a naive one (no offset) means UTC and gets a "Z".
-// Anything else is returned as is, for bus.ParseEvent to report.
+// Anything else is returned as is, for driver.ParseEvent to report.
 func fromISO(v string) string {
 	if len(v) < len("2006-01-02T15:04:05") || v[10] != 'T' {
 		return v
@@ -150,7 +150,7 @@ func fromISO(v string) string {
 
 // decodeEntry turns one stream entry into a message. An entry that cannot be a proper event (no
 // id field, no event_data field) is still returned, never dropped: its UUID is derived from the
-// stream and entry id and metadata bus.HeaderInvalidReason says what is wrong; reason is that
+// stream and entry id and metadata driver.HeaderInvalidReason says what is wrong; reason is that
 // text, "" for a good entry.
 func decodeEntry(stream, entryID string, values map[string]any) (msg *message.Message, reason string) {
 	md := make(message.Metadata, len(values))
@@ -169,7 +169,7 @@ func decodeEntry(stream, entryID string, values map[string]any) (msg *message.Me
 		case FieldWatermillUUID:
 			uuid = v
 		case FieldTime:
-			md.Set(bus.HeaderTime, fromISO(v))
+			md.Set(driver.HeaderTime, fromISO(v))
 		default:
 			if mk, ok := metadataOfField[k]; ok {
 				md.Set(mk, v)
@@ -182,7 +182,7 @@ func decodeEntry(stream, entryID string, values map[string]any) (msg *message.Me
 	if id == "" {
 		problems = append(problems, fmt.Sprintf("stream entry has no %q field", FieldID))
 	} else {
-		md.Set(bus.HeaderID, id)
+		md.Set(driver.HeaderID, id)
 	}
 	if !hasData {
 		problems = append(problems, fmt.Sprintf("stream entry has no %q field", FieldData))
@@ -195,7 +195,7 @@ func decodeEntry(stream, entryID string, values map[string]any) (msg *message.Me
 	}
 	if len(problems) > 0 {
 		reason = strings.Join(problems, "; ")
-		md.Set(bus.HeaderInvalidReason, reason)
+		md.Set(driver.HeaderInvalidReason, reason)
 	}
 	msg = message.NewMessage(uuid, payload)
 	msg.Metadata = md

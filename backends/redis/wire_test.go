@@ -53,7 +53,7 @@ func TestOpenEdXEntryReadThroughBus(t *testing.T) {
 
 	pos, ok := bus.PositionOf(m)
 	require.True(t, ok, "the subscriber sets the entry's position on the message context")
-	assert.Equal(t, bus.Position{Backend: "redis", Topic: topic, ConsumerGroup: cfg.ConsumerGroup, StreamID: id}, pos)
+	assert.Equal(t, bus.Position{Backend: "redis", Topic: topic, ConsumerGroup: cfg.ConsumerGroup, Coordinates: id}, pos)
 	m.Ack()
 	require.Eventually(t, func() bool { return pendingCount(t, c, topic, pos.ConsumerGroup) == 0 }, 5*time.Second, 10*time.Millisecond)
 }

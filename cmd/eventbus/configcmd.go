@@ -9,7 +9,7 @@ import (
 
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
-	"github.com/eventbus-go/eventbus/middleware"
+	"github.com/eventbus-go/eventbus/router"
 )
 
 func newConfigCmd(g *globals) *cobra.Command {
@@ -79,15 +79,15 @@ func newConfigCmd(g *globals) *cobra.Command {
 
 // loadEffective loads the file and decodes the selected backend's and the router's sections
 // (the router and its middleware), collecting the problems of both.
-func loadEffective(g *globals, cmd *cobra.Command) (*config.Config, any, middleware.Config, error) {
+func loadEffective(g *globals, cmd *cobra.Command) (*config.Config, any, router.Config, error) {
 	cfg, err := g.loadConfig(cmd)
 	if err != nil {
-		return nil, nil, middleware.Config{}, err
+		return nil, nil, router.Config{}, err
 	}
 	backendCfg, berr := bus.BackendConfig(cfg)
-	routerCfg, rerr := middleware.LoadConfig(cfg)
+	routerCfg, rerr := router.LoadConfig(cfg)
 	if berr != nil || rerr != nil {
-		return nil, nil, middleware.Config{}, errors.Join(berr, rerr)
+		return nil, nil, router.Config{}, errors.Join(berr, rerr)
 	}
 	return cfg, backendCfg, routerCfg, nil
 }

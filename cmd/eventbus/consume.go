@@ -47,7 +47,7 @@ group; give --group to read as (and commit for) a particular group.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.topic, "topic", "", "topic to consume (required)")
 	fl.StringVar(&f.group, "group", "", "consumer group (default: a new group eventbus-cli-<random>)")
-	fl.StringVar(&f.from, "from", "oldest", "where a new group starts: oldest or newest")
+	fl.StringVar(&f.from, "from", "oldest", "where a new group starts: oldest (earliest) or newest (latest)")
 	fl.IntVar(&f.count, "count", 0, "exit after this many events (0: until interrupted)")
 	fl.DurationVar(&f.timeout, "timeout", 0, "give up after this long, failing if --count events did not arrive (0: no limit)")
 	_ = cmd.MarkFlagRequired("topic")

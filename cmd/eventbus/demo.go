@@ -15,7 +15,7 @@ import (
 
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
-	"github.com/eventbus-go/eventbus/middleware"
+	"github.com/eventbus-go/eventbus/router"
 )
 
 // demoConfig is the configuration the demo runs on when no config file is given: Kafka, on a
@@ -105,11 +105,7 @@ func (d *demo) run(ctx context.Context, cmd *cobra.Command, cfg *config.Config, 
 		return err
 	}
 	defer b.Close()
-	routerCfg, err := middleware.LoadConfig(cfg)
-	if err != nil {
-		return err
-	}
-	r, err := middleware.NewRouter(b, routerCfg)
+	r, err := router.FromConfig(b, cfg)
 	if err != nil {
 		return err
 	}

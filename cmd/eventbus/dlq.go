@@ -22,6 +22,7 @@ import (
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
 	"github.com/eventbus-go/eventbus/middleware"
+	"github.com/eventbus-go/eventbus/router"
 )
 
 // dlqFlags are the flags the dlq subcommands share.
@@ -212,7 +213,7 @@ func runDLQ(g *globals, f *dlqFlags, cmd *cobra.Command, action dlqAction) error
 	if err != nil {
 		return err
 	}
-	routerCfg, err := middleware.LoadConfig(cfg)
+	routerCfg, err := router.LoadConfig(cfg)
 	if err != nil {
 		return err
 	}

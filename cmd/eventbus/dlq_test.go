@@ -22,6 +22,7 @@ import (
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
 	"github.com/eventbus-go/eventbus/middleware"
+	"github.com/eventbus-go/eventbus/router"
 )
 
 // TestDLQRoundTrip drives the dlq commands end to end on each backend that can hold a poison
@@ -42,7 +43,7 @@ func TestDLQRoundTrip(t *testing.T) {
   consumer: {session_timeout: 3s, heartbeat_interval: 500ms}
 `, broker.Addrs()[0])+router)
 		testDLQRoundTrip(t, cfgPath, func(topic string, i int) string {
-			return regexp.QuoteMeta(fmt.Sprintf("kafka %s[0]@%d", topic, i-1))
+			return regexp.QuoteMeta(fmt.Sprintf("kafka %s 0:%d (group billing)", topic, i-1))
 		})
 	})
 	t.Run("rabbitmq", func(t *testing.T) {
@@ -51,14 +52,14 @@ func TestDLQRoundTrip(t *testing.T) {
 		// nothing on RabbitMQ.
 		cfgPath := rabbitmqConfig(t, "  consumer_group: billing\n"+router)
 		testDLQRoundTrip(t, cfgPath, func(topic string, _ int) string {
-			return regexp.QuoteMeta(fmt.Sprintf("rabbitmq %s (queue billing.%s) tag ", topic, topic)) + `\d+`
+			return regexp.QuoteMeta(fmt.Sprintf("rabbitmq %s billing.%s#", topic, topic)) + `\d+ \(group billing\)`
 		})
 	})
 	t.Run("redis", func(t *testing.T) {
 		c := redisForCLI(t)
 		cfgPath := writeFile(t, "eventbus.yaml", redisCLIConfig+"  consumer_group: billing\n"+router)
 		topic := testDLQRoundTrip(t, cfgPath, func(topic string, _ int) string {
-			return regexp.QuoteMeta("redis "+topic+"@") + `\d+-\d+`
+			return regexp.QuoteMeta("redis "+topic+" ") + `\d+-\d+ \(group billing\)`
 		})
 		c.Del(context.Background(), topic, topic+".poison")
 	})
@@ -77,9 +78,7 @@ func testDLQRoundTrip(t *testing.T, cfgPath string, position func(topic string, 
 	b, err := bus.Open(ctx, cfg, bus.WithLogger(quietLogger()))
 	require.NoError(t, err)
 	defer b.Close()
-	rc, err := middleware.LoadConfig(cfg)
-	require.NoError(t, err)
-	r, err := middleware.NewRouter(b, rc)
+	r, err := router.FromConfig(b, cfg)
 	require.NoError(t, err)
 	var broken atomic.Bool
 	broken.Store(true)

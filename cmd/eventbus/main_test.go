@@ -117,7 +117,7 @@ func TestPublishRejectsBadInput(t *testing.T) {
 		{[]string{"publish", "--topic", "t", "--source", "s", "--data", "{}"}, `required flag(s) "type" not set`},
 		{[]string{"publish", "--topic", "t", "--type", "x", "--source", "s", "--header", "novalue", "--data", "{}"}, `--header "novalue": want name=value`},
 		{[]string{"publish", "--topic", "t", "--type", "x", "--source", "s"}, "nothing to publish"},
-		{[]string{"consume", "--topic", "t", "--from", "latest"}, `--from: start position "latest": want oldest or newest`},
+		{[]string{"consume", "--topic", "t", "--from", "sideways"}, `--from: start position "sideways": want oldest or newest`},
 	} {
 		code, _, errOut := cli(t, ctx, "", tc.args...)
 		assert.Equal(t, 1, code, tc.args)
@@ -159,7 +159,7 @@ func TestConfigValidateUnknownBackendAndMissingFile(t *testing.T) {
 	path := writeFile(t, "eventbus.yaml", "backend: kafak\n")
 	code, _, errOut := cli(t, context.Background(), "", "config", "validate", "--config", path)
 	assert.Equal(t, 1, code)
-	assert.Regexp(t, regexp.QuoteMeta(path)+`:1: backend: unknown backend "kafak" \(registered: \[kafka.*\]`, errOut)
+	assert.Regexp(t, regexp.QuoteMeta(path)+`:1: backend: unknown backend "kafak" \(did you mean kafka\?\): registered backends are \[kafka.*\]`, errOut)
 
 	code, _, errOut = cli(t, context.Background(), "", "config", "validate", "--config", "/nonexistent/eventbus.yaml")
 	assert.Equal(t, 1, code)

@@ -22,7 +22,7 @@ import (
 	_ "github.com/eventbus-go/eventbus/backends/kafka"
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
-	"github.com/eventbus-go/eventbus/middleware"
+	"github.com/eventbus-go/eventbus/router"
 )
 
 type enrollment struct {
@@ -55,12 +55,8 @@ func run(configPath, topic string) error {
 	}
 	defer b.Close()
 
-	// The router: section: retries, poison queue, per-key ordering, dedup (see package middleware).
-	routerCfg, err := middleware.LoadConfig(cfg)
-	if err != nil {
-		return err
-	}
-	r, err := middleware.NewRouter(b, routerCfg)
+	// The router: section: retries, poison queue, per-key ordering, dedup (see package router).
+	r, err := router.FromConfig(b, cfg)
 	if err != nil {
 		return err
 	}

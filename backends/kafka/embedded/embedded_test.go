@@ -30,7 +30,7 @@ func openBus(t *testing.T, addr, group string) *bus.Bus {
 	cfg.ConsumerGroup = group
 	cfg.Consumer.SessionTimeout = 3 * time.Second
 	cfg.Consumer.HeartbeatInterval = 500 * time.Millisecond
-	b, err := bus.OpenBackend(context.Background(), "kafka", cfg, bus.WithLogger(slog.New(slog.DiscardHandler)))
+	b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(slog.New(slog.DiscardHandler)))
 	require.NoError(t, err)
 	return b
 }

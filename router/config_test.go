@@ -1,4 +1,4 @@
-package middleware_test
+package router_test
 
 import (
 	"context"
@@ -11,7 +11,9 @@ import (
 
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 	"github.com/eventbus-go/eventbus/middleware"
+	"github.com/eventbus-go/eventbus/router"
 )
 
 func TestRouterSectionDrivesEverySetting(t *testing.T) {
@@ -19,21 +21,23 @@ func TestRouterSectionDrivesEverySetting(t *testing.T) {
   close_timeout: 5s
   handler_timeout: 2s
   retry: {max_attempts: 7, initial_interval: 10ms, multiplier: 3, max_interval: 1s, jitter: 0.2, max_elapsed_time: 30s}
-  poison: {enabled: true, topic: "dlq.{topic}"}
-  ordering: {concurrency: 16, on_poisoned: park, redelivery_delay: 1s}
-  dedup: {enabled: true, window: 1h, store: redis, redis: {url: "redis://cache:6379/2", key_prefix: "svc:", timeout: 500ms}}
+  poison: {enabled: true, topic: "dlq.{topic}", on_poisoned: park}
+  ordering: {concurrency: 16, redelivery_delay: 1s}
+  dedup: {enabled: true, window: 1h, store: redis, redis: {addrs: ["cache:6379"], db: 2, key_prefix: "svc:", timeout: 500ms}}
 `))
 	require.NoError(t, err)
-	c, err := middleware.LoadConfig(cfg)
+	c, err := router.LoadConfig(cfg)
 	require.NoError(t, err)
 	assert.Equal(t, 5*time.Second, c.CloseTimeout)
 	assert.Equal(t, 2*time.Second, c.HandlerTimeout)
 	assert.Equal(t, middleware.RetryConfig{MaxAttempts: 7, InitialInterval: 10 * time.Millisecond, Multiplier: 3,
 		MaxInterval: time.Second, Jitter: 0.2, MaxElapsedTime: 30 * time.Second}, c.Retry)
 	assert.Equal(t, "dlq.orders", c.Poison.PoisonTopic("orders"))
-	assert.Equal(t, middleware.OrderingConfig{Concurrency: 16, OnPoisoned: middleware.Park, RedeliveryDelay: time.Second}, c.Ordering)
+	assert.Equal(t, middleware.Park, c.Poison.OnPoisoned)
+	assert.Equal(t, middleware.OrderingConfig{Concurrency: 16, RedeliveryDelay: time.Second}, c.Ordering)
 	assert.Equal(t, "redis", c.Dedup.Store)
-	assert.Equal(t, "redis://cache:6379/2", c.Dedup.Redis.URL)
+	assert.Equal(t, []string{"cache:6379"}, c.Dedup.Redis.Addrs)
+	assert.Equal(t, 2, c.Dedup.Redis.DB)
 	assert.Equal(t, 500*time.Millisecond, c.Dedup.Redis.Timeout)
 }
 
@@ -45,40 +49,46 @@ func TestRouterSectionErrorsNameLineAndKey(t *testing.T) {
     max_atempts: 3
   poison:
     topic: ""
+    on_poisoned: drop
   ordering:
     concurrency: 0
-    on_poisoned: drop
+    on_poisoned: park
   dedup:
     store: memcached
+    redis: {url: "redis://u:hunter2@cache:6379/0"}
 `))
 	require.NoError(t, err)
-	_, err = middleware.LoadConfig(cfg)
+	_, err = router.LoadConfig(cfg)
 	require.ErrorIs(t, err, config.ErrInvalid)
 	assert.Equal(t, []string{
 		`eventbus.yaml:5: router.retry.max_atempts: unknown key (did you mean "max_attempts"?)`,
+		`eventbus.yaml:11: router.ordering.on_poisoned: renamed to router.poison.on_poisoned`,
+		`eventbus.yaml:14: router.dedup.redis.url: renamed to addrs (with username, password, db and tls, as in the redis: section)`,
 		`eventbus.yaml:3: router.retry.max_attempts: must be at least 1 (1 turns retries off)`,
 		`eventbus.yaml:4: router.retry.jitter: must be between 0 and 1`,
 		`eventbus.yaml:7: router.poison.topic: must name the poison topic, e.g. "{topic}.poison"`,
-		`eventbus.yaml:9: router.ordering.concurrency: must be at least 1`,
-		`eventbus.yaml:10: router.ordering.on_poisoned: "drop": want skip or park`,
-		`eventbus.yaml:12: router.dedup.store: "memcached": want memory or redis`,
+		`eventbus.yaml:8: router.poison.on_poisoned: "drop": want skip or park`,
+		`eventbus.yaml:10: router.ordering.concurrency: must be at least 1`,
+		`eventbus.yaml:13: router.dedup.store: "memcached": want memory or redis`,
 	}, strings.Split(err.Error(), "\n"))
 }
 
 // TestConcurrencyNeedsPipelining: asking for parallel handlers on a subscriber that waits for
 // each ack fails at start-up, naming the setting, the backend and the fix.
 func TestConcurrencyNeedsPipelining(t *testing.T) {
-	b := openBus(t, kafkaConfig(startBroker(t, 1), "g", 0, 1))
-	c := middleware.DefaultConfig()
+	b, err := bus.OpenConfig(context.Background(), "kafka", brokertest.KafkaConfig(brokertest.StartKafka(t, 1), "g", 0, 1), bus.WithLogger(brokertest.Logger()))
+	require.NoError(t, err)
+	defer b.Close()
+	c := router.DefaultConfig()
 	c.Ordering.Concurrency = 8
-	_, err := middleware.NewRouter(b, c)
+	_, err = router.New(b, c)
 	require.ErrorIs(t, err, bus.ErrNotSupported)
 	assert.Contains(t, err.Error(), "router.ordering.concurrency is 8")
 	assert.Contains(t, err.Error(), "backend kafka: pipelining (set kafka.consumer.max_in_flight")
 
-	b2, err := bus.OpenBackend(context.Background(), "kafka", kafkaConfig(startBroker(t, 1), "g", 0, 1), bus.WithMaxInFlight(32), bus.WithLogger(testLogger()))
+	b2, err := bus.OpenConfig(context.Background(), "kafka", brokertest.KafkaConfig(brokertest.StartKafka(t, 1), "g", 0, 1), bus.WithMaxInFlight(32), bus.WithLogger(brokertest.Logger()))
 	require.NoError(t, err)
 	defer b2.Close()
-	_, err = middleware.NewRouter(b2, c)
+	_, err = router.New(b2, c)
 	assert.NoError(t, err)
 }

@@ -1,4 +1,4 @@
-package bus
+package driver
 
 import (
 	"errors"
@@ -7,10 +7,10 @@ import (
 
 func TestRequireNamesBackendCapabilityAndNote(t *testing.T) {
 	c := Capabilities{ConsumerGroups: true, Notes: map[Capability]string{Replay: "classic queues keep no history"}}
-	if err := c.require("rabbitmq", []Capability{ConsumerGroups}); err != nil {
+	if err := c.Require("rabbitmq", ConsumerGroups); err != nil {
 		t.Fatalf("declared capability refused: %v", err)
 	}
-	err := c.require("rabbitmq", []Capability{ConsumerGroups, Replay})
+	err := c.Require("rabbitmq", ConsumerGroups, Replay)
 	if !errors.Is(err, ErrNotSupported) {
 		t.Fatalf("want ErrNotSupported, got %v", err)
 	}

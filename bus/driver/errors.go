@@ -1,0 +1,34 @@
+package driver
+
+import "errors"
+
+// The portable error classes. Every driver maps its client's errors onto them (wrapping, so the
+// client's own error stays in the chain for errors.As), so that a caller can react the same way
+// on every backend with errors.Is. package bus re-exports them.
+var (
+	// ErrNotSupported: the backend, as configured, cannot do what was asked (a capability it
+	// does not declare, replay on a queue without history). Returned at start-up where it can be.
+	ErrNotSupported = errors.New("not supported")
+
+	// ErrClosed: the publisher, subscriber or bus was closed.
+	ErrClosed = errors.New("closed")
+
+	// ErrUnauthorized: the broker refused the credentials or the permissions (SASL failure,
+	// NOAUTH/WRONGPASS, ACCESS_REFUSED). Retrying does not help; fix the config.
+	ErrUnauthorized = errors.New("unauthorized")
+
+	// ErrUnavailable: the broker could not be reached or did not answer in time. Retrying later
+	// may help.
+	ErrUnavailable = errors.New("broker unavailable")
+
+	// ErrTooLarge: a message exceeds the backend's size limit (Kafka message.max.bytes, the
+	// configured max_message_bytes).
+	ErrTooLarge = errors.New("message too large")
+
+	// ErrInvalidEvent: an event cannot be sent as is (no type, a reserved header, a bad topic
+	// name), or a consumed one cannot be read (so it is poisoned without retries).
+	ErrInvalidEvent = errors.New("invalid event")
+
+	// ErrUnknownBackend: no driver is registered under the name.
+	ErrUnknownBackend = errors.New("unknown backend")
+)

@@ -1,0 +1,140 @@
+// Package brokertest reaches the brokers the test suite runs against: an embedded Kafka broker
+// per test, and the shared Redis and RabbitMQ that scripts/brokers.sh keeps running, each test
+// in a key prefix or vhost of its own. Under -short a test that needs a shared broker is
+// skipped with the reason; otherwise a broker that does not answer fails it, saying how to
+// start one. Tests never stop or restart the shared brokers: fault tests start private ones.
+package brokertest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	amqp "github.com/rabbitmq/amqp091-go"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/eventbus-go/eventbus/backends/kafka"
+	"github.com/eventbus-go/eventbus/backends/kafka/embedded"
+)
+
+// The shared brokers (scripts/brokers.sh).
+const (
+	RedisAddr    = "127.0.0.1:6379"
+	RabbitMQAddr = "127.0.0.1:5672"
+	RabbitMQNode = "rabbit@localhost"
+)
+
+// Logger is the logger for tests: warnings on stderr under -v, nothing otherwise.
+func Logger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// StartKafka starts a private embedded Kafka broker for one test, closed when it ends, and
+// returns its address; every client reaches it over TCP with the Kafka protocol.
+func StartKafka(t testing.TB, partitions int32) string {
+	t.Helper()
+	b, err := embedded.Start(embedded.Options{Partitions: partitions})
+	require.NoError(t, err, "start the embedded Kafka broker")
+	t.Cleanup(func() { _ = b.Close() })
+	return b.Addrs()[0]
+}
+
+// KafkaConfig is a Kafka config for tests: short group sessions so rebalances settle in
+// seconds, fast nack redelivery, and the pipelined subscriber when window > 0.
+func KafkaConfig(addr, group string, window int, partitions int32) *kafka.Config {
+	cfg := kafka.DefaultConfig()
+	cfg.Brokers = []string{addr}
+	cfg.ConsumerGroup = group
+	cfg.Consumer.MaxInFlight = window
+	cfg.Consumer.SessionTimeout = 3 * time.Second
+	cfg.Consumer.HeartbeatInterval = 500 * time.Millisecond
+	cfg.Consumer.RebalanceTimeout = 3 * time.Second
+	cfg.Consumer.DrainTimeout = time.Second
+	cfg.Consumer.NackResendDelay = 20 * time.Millisecond
+	cfg.Topics.Partitions = partitions
+	return cfg
+}
+
+// KafkaYAML is the kafka: section of KafkaConfig, for tests that go through a config file.
+func KafkaYAML(addr string) string {
+	return fmt.Sprintf("kafka:\n  brokers: [%s]\n  consumer: {session_timeout: 3s, heartbeat_interval: 500ms, rebalance_timeout: 3s, drain_timeout: 1s, nack_resend_delay: 20ms}\n", addr)
+}
+
+// Redis returns a client of the shared Redis, closed when the test ends.
+func Redis(t testing.TB) *goredis.Client {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs Redis on " + RedisAddr + "; skipped under -short")
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: RedisAddr})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		_ = c.Close()
+		t.Fatalf("Redis does not answer on %s (%v): start it with scripts/brokers.sh redis", RedisAddr, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// RedisStream returns a stream name of this test alone, deleted (with its poison stream) when
+// the test ends.
+func RedisStream(t testing.TB, prefix string) string {
+	t.Helper()
+	c := Redis(t)
+	name := prefix + ":" + watermill.NewShortUUID()
+	t.Cleanup(func() { c.Del(context.Background(), name, name+".poison") })
+	return name
+}
+
+var rabbit struct {
+	once sync.Once
+	err  error
+}
+
+// RabbitMQVhost makes a vhost of the test's own on the shared RabbitMQ, deleted when the test
+// ends, and returns its name.
+func RabbitMQVhost(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs RabbitMQ on " + RabbitMQAddr + "; skipped under -short")
+	}
+	rabbit.once.Do(func() {
+		conn, err := amqp.DialConfig("amqp://guest:guest@"+RabbitMQAddr+"/%2f", amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
+		if err != nil {
+			rabbit.err = fmt.Errorf("RabbitMQ does not answer on %s as guest/guest: %w (start it with scripts/brokers.sh rabbitmq)", RabbitMQAddr, err)
+			return
+		}
+		_ = conn.Close()
+	})
+	require.NoError(t, rabbit.err)
+	vhost := "eventbus-test-" + watermill.NewShortUUID()
+	RabbitMQCtl(t, "add_vhost", vhost)
+	t.Cleanup(func() { RabbitMQCtl(t, "delete_vhost", vhost) })
+	RabbitMQCtl(t, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+	return vhost
+}
+
+// RabbitMQURL is the amqp URL of vhost on the shared broker, as guest.
+func RabbitMQURL(vhost string) string {
+	return "amqp://guest:guest@" + RabbitMQAddr + "/" + url.PathEscape(vhost)
+}
+
+// RabbitMQCtl runs rabbitmqctl against the shared node and fails the test on error.
+func RabbitMQCtl(t testing.TB, args ...string) []byte {
+	t.Helper()
+	out, err := exec.Command("rabbitmqctl", append([]string{"-n", RabbitMQNode}, args...)...).CombinedOutput()
+	require.NoError(t, err, "rabbitmqctl %v (is RabbitMQ running? scripts/brokers.sh rabbitmq): %s", args, out)
+	return out
+}

@@ -1,0 +1,110 @@
+package router
+
+import (
+	"errors"
+	"time"
+
+	"github.com/eventbus-go/eventbus/config"
+	"github.com/eventbus-go/eventbus/middleware"
+	"github.com/eventbus-go/eventbus/middleware/dedupredis"
+)
+
+// Config is the router: section of the config file: the router itself and its middleware
+// chain. Every field's comment (and those of the nested blocks) gives its default.
+//
+//	router:
+//	  close_timeout: 30s
+//	  handler_timeout: 10s
+//	  retry: {max_attempts: 5, initial_interval: 100ms, max_interval: 10s, max_elapsed_time: 1m}
+//	  poison: {enabled: true, topic: "{topic}.poison", on_poisoned: skip}
+//	  ordering: {concurrency: 16}
+//	  dedup: {enabled: true, window: 24h, store: redis, redis: {addrs: ["redis:6379"]}}
+type Config struct {
+	// CloseTimeout is how long Close (or the end of Run's context) waits for running handlers
+	// to finish. Default: 30s.
+	CloseTimeout time.Duration `yaml:"close_timeout"`
+	// HandlerTimeout bounds each attempt of a handler (the message context's deadline); 0 means
+	// no bound. Default: 0.
+	HandlerTimeout time.Duration `yaml:"handler_timeout"`
+
+	Retry    middleware.RetryConfig    `yaml:"retry"`
+	Poison   middleware.PoisonConfig   `yaml:"poison"`
+	Ordering middleware.OrderingConfig `yaml:"ordering"`
+	Dedup    DedupConfig               `yaml:"dedup"`
+}
+
+// DedupConfig is router.dedup: skipping events already handled, by event id (ce_id).
+type DedupConfig struct {
+	// Enabled turns deduplication on. Default: false.
+	Enabled bool `yaml:"enabled"`
+	// Window is how long an event id is remembered after its event was handled; a duplicate
+	// arriving later is handled again. Default: 24h.
+	Window time.Duration `yaml:"window"`
+	// Store is where ids are remembered: "memory" (this process only: each instance of a
+	// consumer group has its own, and a restart forgets) or "redis" (shared by every instance
+	// of the group). Default: memory.
+	Store string `yaml:"store"`
+	// MaxEntries bounds the memory store: beyond it, the oldest ids are forgotten before their
+	// window ends. Default: 1000000.
+	MaxEntries int `yaml:"max_entries"`
+	// Redis configures the redis store, with the redis: backend section's connection keys.
+	Redis dedupredis.Config `yaml:"redis"`
+}
+
+// DefaultConfig returns the settings used when the file has no router: section.
+func DefaultConfig() Config {
+	return Config{
+		CloseTimeout: 30 * time.Second,
+		Retry:        middleware.DefaultRetryConfig(),
+		Poison:       middleware.DefaultPoisonConfig(),
+		Ordering:     middleware.DefaultOrderingConfig(),
+		Dedup:        DedupConfig{Window: 24 * time.Hour, Store: "memory", MaxEntries: 1_000_000, Redis: dedupredis.DefaultConfig()},
+	}
+}
+
+// Validate reports every problem, with paths relative to the router: section.
+func (c *Config) Validate() error {
+	errs := []error{
+		config.Nest("retry", c.Retry.Validate()),
+		config.Nest("poison", c.Poison.Validate()),
+		config.Nest("ordering", c.Ordering.Validate()),
+		config.Nest("dedup", c.Dedup.Validate()),
+	}
+	if c.CloseTimeout <= 0 {
+		errs = append(errs, config.Invalid("close_timeout", "must be positive, e.g. 30s"))
+	}
+	if c.HandlerTimeout < 0 {
+		errs = append(errs, config.Invalid("handler_timeout", "must not be negative (0: no timeout)"))
+	}
+	if c.Poison.OnPoisoned == middleware.Park && !c.Poison.Enabled {
+		errs = append(errs, config.Invalid("poison.on_poisoned", "park needs poison.enabled: true"))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate reports every problem, with paths relative to router.dedup.
+func (c *DedupConfig) Validate() error {
+	var errs []error
+	if c.Window <= 0 {
+		errs = append(errs, config.Invalid("window", "must be positive, e.g. 24h"))
+	}
+	switch c.Store {
+	case "memory":
+		if c.MaxEntries < 1 {
+			errs = append(errs, config.Invalid("max_entries", "must be at least 1"))
+		}
+	case "redis":
+		errs = append(errs, config.Nest("redis", c.Redis.Validate()))
+	default:
+		errs = append(errs, config.Invalid("store", "%q: want memory or redis", c.Store))
+	}
+	return errors.Join(errs...)
+}
+
+// LoadConfig decodes the router: section of cfg onto the defaults and validates it; every
+// problem names the file, line and key.
+func LoadConfig(cfg *config.Config) (Config, error) {
+	c := DefaultConfig()
+	err := cfg.Section("router").Decode(&c)
+	return c, err
+}

@@ -1,0 +1,182 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/config"
+	"github.com/eventbus-go/eventbus/middleware"
+	"github.com/eventbus-go/eventbus/middleware/dedupredis"
+)
+
+// Option changes how New builds the router.
+type Option func(*options)
+
+type options struct {
+	poisonPub message.Publisher
+	store     middleware.DedupStore
+	logger    *slog.Logger
+}
+
+// WithPoisonPublisher publishes poisoned messages with pub instead of the bus's publisher (to
+// keep the poison queue on another cluster, say).
+func WithPoisonPublisher(pub message.Publisher) Option { return func(o *options) { o.poisonPub = pub } }
+
+// WithDedupStore uses store for deduplication instead of the one router.dedup.store names. The
+// router does not close it.
+func WithDedupStore(store middleware.DedupStore) Option { return func(o *options) { o.store = store } }
+
+// WithLogger logs through l instead of the bus's logger.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// Router is Watermill's router with the middleware chain that Config describes. Add handlers
+// with the embedded router's AddConsumerHandler / AddHandler and the bus's Subscriber, as usual;
+// every handler gets the chain, and, on a backend that pipelines, per-key ordering.
+//
+// Run it with Run(ctx); cancelling ctx (signal.NotifyContext on SIGTERM, say) drains running
+// handlers for up to close_timeout, then closes. The router does not close the bus: close it
+// after Run returns.
+type Router struct {
+	*message.Router
+
+	releaseOnce sync.Once
+	release     []func() error
+	releaseErr  error
+}
+
+// FromConfig builds the router for b from cfg's router: section: LoadConfig, then New.
+func FromConfig(b *bus.Bus, cfg *config.Config, opts ...Option) (*Router, error) {
+	c, err := LoadConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return New(b, c, opts...)
+}
+
+// New builds the router for b with the middleware chain in the order the package
+// documentation explains. It fails, before any message is read, when the configuration is
+// invalid or asks for more than the backend does: ordering.concurrency above 1 on a backend
+// without bus.Pipelining is a bus.ErrNotSupported error. It opens the Redis dedup store when one
+// is configured; Run and Close release it.
+func New(b *bus.Bus, cfg Config, opts ...Option) (*Router, error) {
+	o := options{logger: b.Logger()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, config.Nest("router", err)
+	}
+	if cfg.Ordering.Concurrency > 1 {
+		if err := b.Require(bus.Pipelining); err != nil {
+			return nil, fmt.Errorf("router.ordering.concurrency is %d: handling messages in parallel needs a subscriber that hands out messages before earlier ones are acked: %w", cfg.Ordering.Concurrency, err)
+		}
+	}
+	if o.poisonPub == nil {
+		o.poisonPub = b.Publisher
+	}
+	chain, release, err := Chain(cfg, o.poisonPub, o.store, o.logger)
+	r := &Router{release: release}
+	if err != nil {
+		return nil, errors.Join(err, r.Close())
+	}
+	wr, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout}, watermill.NewSlogLogger(o.logger))
+	if err != nil {
+		return nil, errors.Join(err, r.Close())
+	}
+	wr.AddMiddleware(chain...)
+	r.Router = wr
+	if b.Capabilities().Pipelining {
+		ord, err := middleware.NewOrdering(cfg.Ordering, o.logger)
+		if err != nil {
+			return nil, errors.Join(err, r.Close())
+		}
+		wr.AddSubscriberDecorators(ord.Decorate)
+	}
+	return r, nil
+}
+
+// Chain returns the handler middleware that cfg describes, outermost first:
+//
+//	CorrelationID → Poison → Dedup → Retry → Recoverer → Timeout → handler
+//
+// and the functions that release what it opened (a Redis dedup store). The package
+// documentation says why in this order. store, when not nil, replaces the configured dedup
+// store and is not released.
+func Chain(cfg Config, poisonPub message.Publisher, store middleware.DedupStore, logger *slog.Logger) (chain []message.HandlerMiddleware, release []func() error, err error) {
+	chain = []message.HandlerMiddleware{middleware.CorrelationID}
+	if cfg.Poison.Enabled {
+		p, err := middleware.NewPoison(poisonPub, cfg.Poison, logger)
+		if err != nil {
+			return nil, release, err
+		}
+		chain = append(chain, p)
+	}
+	if cfg.Dedup.Enabled {
+		if store == nil {
+			switch cfg.Dedup.Store {
+			case "redis":
+				rs, err := dedupredis.Open(context.Background(), cfg.Dedup.Redis)
+				if err != nil {
+					return nil, release, err
+				}
+				store = rs
+				release = append(release, rs.Close)
+			default:
+				store = middleware.NewMemoryStore(cfg.Dedup.MaxEntries)
+			}
+		}
+		d, err := middleware.NewDedup(store, cfg.Dedup.Window, logger)
+		if err != nil {
+			return nil, release, err
+		}
+		chain = append(chain, d)
+	}
+	retry, err := middleware.NewRetry(cfg.Retry, logger)
+	if err != nil {
+		return nil, release, err
+	}
+	chain = append(chain, retry, middleware.Recoverer)
+	if cfg.HandlerTimeout > 0 {
+		t, err := middleware.Timeout(cfg.HandlerTimeout)
+		if err != nil {
+			return nil, release, err
+		}
+		chain = append(chain, t)
+	}
+	return chain, release, nil
+}
+
+// Run runs the router until ctx ends or Close is called (see message.Router.Run), then
+// releases what New opened.
+func (r *Router) Run(ctx context.Context) error {
+	err := r.Router.Run(ctx)
+	return errors.Join(err, r.releaseAll())
+}
+
+// Close closes the router (draining running handlers for up to close_timeout) and releases
+// what New opened.
+func (r *Router) Close() error {
+	var err error
+	if r.Router != nil {
+		err = r.Router.Close()
+	}
+	return errors.Join(err, r.releaseAll())
+}
+
+func (r *Router) releaseAll() error {
+	r.releaseOnce.Do(func() {
+		var errs []error
+		for _, f := range r.release {
+			errs = append(errs, f())
+		}
+		r.releaseErr = errors.Join(errs...)
+	})
+	return r.releaseErr
+}
