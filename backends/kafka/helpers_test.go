@@ -1,7 +1,7 @@
 package kafka_test
 
 import (
-	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v2/pkg/kafka"
+	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 

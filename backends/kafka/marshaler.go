@@ -3,8 +3,8 @@ package kafka
 import (
 	"fmt"
 
-	"github.com/Shopify/sarama"
-	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v2/pkg/kafka"
+	"github.com/IBM/sarama"
+	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/eventbus-go/eventbus/bus/driver"

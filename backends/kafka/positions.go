@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v2/pkg/kafka"
+	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/eventbus-go/eventbus/bus/driver"
