@@ -124,7 +124,7 @@ func Open(ctx context.Context, cfg *config.Config, opts ...Option) (*Bus, error)
 func BackendConfig(cfg *config.Config) (any, error) {
 	reg, err := driver.Lookup(cfg.Backend)
 	if err != nil {
-		return nil, cfg.ErrorAt("backend", "%v", err)
+		return nil, cfg.WrapAt("backend", err)
 	}
 	bc := reg.DefaultConfig()
 	if err := cfg.Section(cfg.Backend).Decode(bc); err != nil {

@@ -151,6 +151,12 @@ func (c *Config) ErrorAt(path, format string, args ...any) error {
 	return &Error{File: c.File, Line: c.lineOf(path), Path: path, Msg: fmt.Sprintf(format, args...)}
 }
 
+// WrapAt is ErrorAt for a problem that is an error already: the message is err's, and
+// errors.Is sees err's chain as well as ErrInvalid.
+func (c *Config) WrapAt(path string, err error) error {
+	return &Error{File: c.File, Line: c.lineOf(path), Path: path, Msg: err.Error(), Err: err}
+}
+
 func (c *Config) child(name string) *yaml.Node {
 	if c.root == nil {
 		return nil

@@ -17,7 +17,13 @@ type Error struct {
 	Line int    // 1-based line of the offending key or value; 0 when the key is absent
 	Path string // dotted key path from the document root, e.g. "kafka.sasl.password"
 	Msg  string // what is wrong and, where possible, how to fix it
+	// Err is the underlying error, when the problem came from one (an unknown backend is
+	// bus.ErrUnknownBackend); errors.Is and errors.As see it. May be nil.
+	Err error
 }
+
+// Unwrap returns the underlying error, if any.
+func (e *Error) Unwrap() error { return e.Err }
 
 // Error formats the problem as "file:line: key.path: message", leaving out the parts it lacks.
 func (e *Error) Error() string {
