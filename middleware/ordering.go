@@ -105,7 +105,7 @@ func (s *orderedSubscriber) Subscribe(ctx context.Context, topic string) (<-chan
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, errors.New("ordered subscriber closed")
+		return nil, fmt.Errorf("ordering: subscribe to %s: subscriber %w", topic, bus.ErrClosed)
 	}
 	in, err := s.next.Subscribe(ctx, topic)
 	if err != nil {
