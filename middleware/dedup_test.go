@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 	"github.com/eventbus-go/eventbus/middleware"
 	"github.com/eventbus-go/eventbus/middleware/dedupredis"
 	"github.com/eventbus-go/eventbus/router"
@@ -111,14 +112,14 @@ func TestDedupAcrossInstancesWithRedis(t *testing.T) {
 	require.NoError(t, pub.Publish(context.Background(), topic, bus.Event{ID: "evt-1", Type: "t", Source: "s"}))
 	first, r1 := consume(group, false)
 	first.wait(t, 1)
-	require.Eventually(t, func() bool { return committedOffset(t, addr, group, topic) == 1 }, 15*time.Second, 50*time.Millisecond)
+	require.Eventually(t, brokertest.KafkaCommittedIs(addr, group, topic, 1), 15*time.Second, 50*time.Millisecond)
 	require.NoError(t, r1.Close())
 
 	// The same event again (a producer retry, say), now to another instance of the group.
 	require.NoError(t, pub.Publish(context.Background(), topic, bus.Event{ID: "evt-1", Type: "t", Source: "s"}, bus.Event{ID: "evt-2", Type: "t", Source: "s"}))
 	second, _ := consume(group, false)
 	second.wait(t, 1)
-	require.Eventually(t, func() bool { return committedOffset(t, addr, group, topic) == 3 }, 15*time.Second, 50*time.Millisecond)
+	require.Eventually(t, brokertest.KafkaCommittedIs(addr, group, topic, 3), 15*time.Second, 50*time.Millisecond)
 	got := second.snapshot()
 	require.Len(t, got, 1, "the duplicate of evt-1 reached the handler")
 	assert.Equal(t, "evt-2", got[0].UUID)

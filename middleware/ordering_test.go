@@ -25,6 +25,7 @@ import (
 
 	"github.com/eventbus-go/eventbus/backends/kafka"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 	"github.com/eventbus-go/eventbus/middleware"
 	"github.com/eventbus-go/eventbus/router"
 )
@@ -143,13 +144,17 @@ func TestPerKeyOrderWithParallelism(t *testing.T) {
 	// At-least-once bookkeeping: each partition's committed offset reaches its end.
 	ends := partitionEnds(t, addr, topic)
 	require.Eventually(t, func() bool {
+		got, err := brokertest.KafkaCommitted(addr, group, topic, orderPartitions)
+		if err != nil {
+			return false
+		}
 		for p, end := range ends {
-			if committedOffsets(t, addr, group, topic)[p] != end {
+			if got[p] != end {
 				return false
 			}
 		}
 		return true
-	}, 15*time.Second, 100*time.Millisecond, "committed %v, ends %v", committedOffsets(t, addr, group, topic), ends)
+	}, 15*time.Second, 100*time.Millisecond, "committed offsets never reached the ends %v", ends)
 }
 
 // TestParkHoldsLaterMessagesOfThePoisonedKey: under the park policy, once a key's message is

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 	"github.com/eventbus-go/eventbus/middleware"
 	"github.com/eventbus-go/eventbus/router"
 )
@@ -74,7 +75,7 @@ func TestPermanentErrorGoesStraightToPoisonWithProvenance(t *testing.T) {
 			assert.Empty(t, md.Get(middleware.HeaderAttempt), "the attempt counter is not part of the record")
 
 			// Acked only after the poison publish: the group's offset moves past the message.
-			require.Eventually(t, func() bool { return committedOffset(t, addr, group, topic) == 1 }, 15*time.Second, 50*time.Millisecond)
+			require.Eventually(t, brokertest.KafkaCommittedIs(addr, group, topic, 1), 15*time.Second, 50*time.Millisecond)
 		})
 	}
 }
@@ -125,7 +126,7 @@ func TestUndecodablePayloadGoesStraightToPoison(t *testing.T) {
 	assert.Equal(t, "0:1", fl.Position.Coordinates)
 	assert.Equal(t, "enrollments", fl.Handler)
 	assert.Equal(t, 1, seen.len(), "only the garbage payload reached the handler, once")
-	require.Eventually(t, func() bool { return committedOffset(t, addr, group, topic) == 2 }, 15*time.Second, 50*time.Millisecond)
+	require.Eventually(t, brokertest.KafkaCommittedIs(addr, group, topic, 2), 15*time.Second, 50*time.Millisecond)
 }
 
 func TestRetriesExhaustedAndPanicsArePoisoned(t *testing.T) {
@@ -192,8 +193,9 @@ func TestPoisonPublishFailureNacks(t *testing.T) {
 			for _, m := range seen.snapshot()[:3] {
 				assert.Equal(t, "evt-1", m.UUID)
 			}
-			assert.Equal(t, int64(-1), committedOffset(t, addr, group, topic), "nothing may be committed while the message is not stored")
 			require.NoError(t, r.Close())
+			require.NoError(t, b.Close()) // the consumer commits what it marked when it closes
+			assert.Equal(t, int64(-1), committedOffset(t, addr, group, topic), "nothing may be committed while the message is not stored")
 
 			// With a working poison queue, the same group's next consumer gets the message again
 			// and stores it.
@@ -206,7 +208,7 @@ func TestPoisonPublishFailureNacks(t *testing.T) {
 			runRouter(t, r2)
 			p := readTopic(t, addr, topic+".poison", 1)[0]
 			assert.Equal(t, "evt-1", p.UUID)
-			require.Eventually(t, func() bool { return committedOffset(t, addr, group, topic) == 1 }, 15*time.Second, 50*time.Millisecond)
+			require.Eventually(t, brokertest.KafkaCommittedIs(addr, group, topic, 1), 15*time.Second, 50*time.Millisecond)
 		})
 	}
 }
@@ -240,7 +242,7 @@ func TestRetryHandlesAfterNFailuresWithBackoff(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("not handled")
 	}
-	require.Eventually(t, func() bool { return committedOffset(t, addr, group, topic) == 1 }, 15*time.Second, 50*time.Millisecond)
+	require.Eventually(t, brokertest.KafkaCommittedIs(addr, group, topic, 1), 15*time.Second, 50*time.Millisecond)
 	assert.Equal(t, failures+1, seen.len(), "handled once after %d retries", failures)
 	seen.mu.Lock()
 	defer seen.mu.Unlock()

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	amqp "github.com/rabbitmq/amqp091-go"
 	goredis "github.com/redis/go-redis/v9"
@@ -137,4 +138,40 @@ func RabbitMQCtl(t testing.TB, args ...string) []byte {
 	out, err := exec.Command("rabbitmqctl", append([]string{"-n", RabbitMQNode}, args...)...).CombinedOutput()
 	require.NoError(t, err, "rabbitmqctl %v (is RabbitMQ running? scripts/brokers.sh rabbitmq): %s", args, out)
 	return out
+}
+
+// KafkaCommitted returns group's committed offsets of topic's partitions 0..partitions-1 (-1:
+// none committed). It returns an error instead of failing the test, so that it can be polled
+// from a require.Eventually condition, which runs on another goroutine.
+func KafkaCommitted(addr, group, topic string, partitions int32) (map[int32]int64, error) {
+	admin, err := sarama.NewClusterAdmin([]string{addr}, sarama.NewConfig())
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close()
+	parts := make([]int32, partitions)
+	for i := range parts {
+		parts[i] = int32(i)
+	}
+	res, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int32]int64, len(parts))
+	for _, p := range parts {
+		out[p] = -1
+		if block := res.GetBlock(topic, p); block != nil {
+			out[p] = block.Offset
+		}
+	}
+	return out, nil
+}
+
+// KafkaCommittedIs is a require.Eventually condition: partition 0 of topic has offset want
+// committed by group. A transient error is a false, retried, not a failure.
+func KafkaCommittedIs(addr, group, topic string, want int64) func() bool {
+	return func() bool {
+		got, err := KafkaCommitted(addr, group, topic, 1)
+		return err == nil && got[0] == want
+	}
 }
