@@ -312,7 +312,9 @@ type handledLine struct {
 }
 
 // startChild runs a consumer child process and sends each line it writes to lines.
-func startChild(t *testing.T, run int, addr, topic, group string, lines chan<- handledLine) *exec.Cmd {
+// startChild starts a consumer child process that prints a line per handled message; the
+// returned channel is closed once its output has been read to EOF (the child exited).
+func startChild(t *testing.T, run int, addr, topic, group string, lines chan<- handledLine) (*exec.Cmd, <-chan struct{}) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+strings.Join([]string{addr, topic, group}, " "))
@@ -320,8 +322,10 @@ func startChild(t *testing.T, run int, addr, topic, group string, lines chan<- h
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	eof := make(chan struct{})
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-eof; _ = cmd.Wait() })
 	go func() {
+		defer close(eof)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			var l handledLine
@@ -331,7 +335,7 @@ func startChild(t *testing.T, run int, addr, topic, group string, lines chan<- h
 			}
 		}
 	}()
-	return cmd
+	return cmd, eof
 }
 
 // TestKillAndRestart kills a consumer (SIGKILL, in a child process, so nothing is flushed or
@@ -350,7 +354,7 @@ func TestKillAndRestart(t *testing.T) {
 	total := orderKeys * orderPerKey
 
 	lines := make(chan handledLine, total*2)
-	first := startChild(t, 1, addr, topic, group, lines)
+	first, firstEOF := startChild(t, 1, addr, topic, group, lines)
 	var got []handledLine
 	for len(got) < total/3 {
 		select {
@@ -361,12 +365,13 @@ func TestKillAndRestart(t *testing.T) {
 		}
 	}
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
+	<-firstEOF // every line the child wrote before the kill has been read (exec: read, then Wait)
 	_ = first.Wait()
-	for drained := false; !drained; { // lines written before the kill
+	for drained := false; !drained; {
 		select {
 		case l := <-lines:
 			got = append(got, l)
-		case <-time.After(200 * time.Millisecond):
+		default:
 			drained = true
 		}
 	}
@@ -374,7 +379,7 @@ func TestKillAndRestart(t *testing.T) {
 	firstRun := len(got)
 	t.Logf("first consumer handled %d messages before SIGKILL; committed offsets %v", firstRun, committedAtKill)
 
-	startChild(t, 2, addr, topic, group, lines)
+	_, _ = startChild(t, 2, addr, topic, group, lines)
 	handled := map[[2]any]int{}
 	for _, l := range got {
 		handled[[2]any{l.key, l.seq}]++
