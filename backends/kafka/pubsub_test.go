@@ -17,8 +17,18 @@ import (
 // embedded broker, with the features the driver truly has. Ordering is not claimed here: the
 // suite checks a total order across keys, and Kafka orders per partition (per key), which
 // TestKeyPicksPartition covers.
+//
+// The broker keeps its data on disk and restarts in place on SIGUSR1, which the suite's
+// Reconnect test sends. That test races on its own bookkeeping (it appends to a slice in one
+// goroutine and reads it in another), so it runs only without -race: scripts/test.sh runs it
+// so after the -race run.
 func TestPubSub(t *testing.T) {
-	addr := startBroker(t)
+	broker := startRestartable(t)
+	addr := broker.Addr()
+	var restart []string
+	if !raceEnabled {
+		restart = broker.RestartCommand()
+	}
 	newPubSub := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 		cfg := kafka.DefaultConfig()
 		cfg.Brokers = []string{addr}
@@ -37,6 +47,7 @@ func TestPubSub(t *testing.T) {
 			GuaranteedOrder:                  false,
 			Persistent:                       true,
 			NewSubscriberReceivesOldMessages: false,
+			RestartServiceCommand:            restart,
 		},
 		func(t *testing.T) (message.Publisher, message.Subscriber) { return newPubSub(t, "test") },
 		newPubSub,

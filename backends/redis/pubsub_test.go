@@ -16,8 +16,8 @@ import (
 // where the group is (as on Kafka), rather than reading old messages again.
 //
 // The suite's Reconnect test races on its own bookkeeping (it appends to a slice in one
-// goroutine and reads it in another), so it runs only without -race; TestRestartKeepsData
-// checks the same behaviour under -race.
+// goroutine and reads it in another), so it runs only without -race (scripts/test.sh runs it
+// so after the -race run); TestRestartKeepsData checks the same behaviour under -race.
 func TestPubSub(t *testing.T) {
 	srv := startServer(t, true)
 	newPubSub := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
