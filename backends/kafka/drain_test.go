@@ -2,10 +2,12 @@ package kafka_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -43,4 +45,29 @@ func TestPipelinedCloseDrains(t *testing.T) {
 	assert.GreaterOrEqual(t, time.Since(start), drain, "Close returned before drain_timeout with a record in flight")
 	assert.ErrorIs(t, held.Context().Err(), context.Canceled, "after the drain the abandoned record's context is cancelled")
 	assert.LessOrEqual(t, committed(t, addr, group, topic), int64(0), "nothing past the unacked record is committed")
+}
+
+// TestPipelinedCommitsOnlyTheAckedPrefix reads the committed offset after Close, when every
+// offset the subscriber marked has been committed: acks of later records must not commit past
+// an earlier record that is not acked, or a crash would lose it.
+func TestPipelinedCommitsOnlyTheAckedPrefix(t *testing.T) {
+	addr := startBroker(t)
+	topic, group := "prefix-"+watermill.NewShortUUID(), "g-"+watermill.NewShortUUID()
+	cfg := pipelinedConfig(addr, group, 8)
+	cfg.Consumer.DrainTimeout = 100 * time.Millisecond
+	b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(testLogger()))
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	msgs, err := b.Subscriber.Subscribe(ctx, topic)
+	require.NoError(t, err)
+	for i := range 4 {
+		require.NoError(t, b.Publish(ctx, topic, bus.Event{ID: fmt.Sprint("p-", i), Type: "t", Source: "s"}))
+	}
+	got := []*message.Message{receive(t, ctx, msgs), receive(t, ctx, msgs), receive(t, ctx, msgs), receive(t, ctx, msgs)}
+	got[0].Ack()
+	got[2].Ack()
+	got[3].Ack() // offset 1 is not acked
+	require.NoError(t, b.Close())
+	assert.Equal(t, int64(1), committed(t, addr, group, topic), "only offset 0 is acked with all before it: the commit stops at 1")
 }
