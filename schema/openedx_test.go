@@ -55,7 +55,7 @@ func handBuiltEnrollment() []byte {
 		avroLong(42), avroBool(true), avroString("ada"), avroString("ada@example.org"), avroString("Ada L."), // user
 		avroString("course-v1:edX+DemoX+Demo_Course"), avroString("Demo"), // course key, display name
 		avroLong(1), avroString("2026-01-05T00:00:00+00:00"), // start: union branch 1 (string)
-		avroLong(0),                                            // end: union branch 0 (null)
+		avroLong(0), // end: union branch 0 (null)
 		avroString("audit"), avroBool(true), avroString("2026-12-01T10:00:00.123456+00:00"),
 		avroLong(0), // created_by: null
 	)
@@ -218,7 +218,6 @@ func produceRecord(t *testing.T, addr, topic string, key, value []byte, headers 
 	_, _, err = p.SendMessage(rec)
 	require.NoError(t, err)
 }
-
 
 // A record in Open edX's layout, built byte by byte, is consumed and decoded.
 func TestKafkaConsumesAHandBuiltOpenEdXRecord(t *testing.T) {
