@@ -260,3 +260,22 @@ func writeFile(t *testing.T, path, text string) {
 	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o644))
 }
+
+func TestFromJSONFollowsTheSchema(t *testing.T) {
+	codec := schema.NewCodec(loadCatalog(t))
+	data, err := json.Marshal(sampleEnrollment())
+	require.NoError(t, err)
+	v, err := codec.FromJSON(enrollmentCreated, data)
+	require.NoError(t, err)
+	got, err := codec.MarshalEvent(enrollmentCreated, v)
+	require.NoError(t, err)
+	want, err := codec.MarshalEvent(enrollmentCreated, sampleEnrollment())
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+
+	_, err = codec.FromJSON(enrollmentCreated, []byte(`{"enrollment": {"user": {"id": "42"}}}`))
+	require.ErrorIs(t, err, bus.ErrInvalidEvent)
+	assert.Contains(t, err.Error(), "enrollment.user.id: want an integer, got a string")
+	_, err = codec.FromJSON(enrollmentCreated, []byte(`{"enrollment": {}, "extra": 1}`))
+	require.ErrorIs(t, err, bus.ErrInvalidEvent)
+}

@@ -210,3 +210,30 @@ func (r *Registry) do(ctx context.Context, method, path string, body, out any) e
 	}
 	return nil
 }
+
+// Registered is one schema registered by RegisterCatalog.
+type Registered struct {
+	Subject string
+	ID      int
+}
+
+// RegisterCatalog registers, for topic, the newest schema of each event type in c under Open
+// edX's value subject and the key schema under its key subject, as the first publish in
+// openedx mode would; for a registry where auto-registration is off.
+func RegisterCatalog(ctx context.Context, c *Catalog, reg *Registry, topic string) ([]Registered, error) {
+	var out []Registered
+	for _, t := range c.Types() {
+		v, _ := c.Latest(t)
+		subject := ValueSubject(topic, v.Schema)
+		id, err := reg.Register(ctx, subject, v.Schema.String())
+		if err != nil {
+			return out, err
+		}
+		out = append(out, Registered{Subject: subject, ID: id})
+	}
+	id, err := reg.Register(ctx, KeySubject(topic), keySchemaText)
+	if err != nil {
+		return out, err
+	}
+	return append(out, Registered{Subject: KeySubject(topic), ID: id}), nil
+}
