@@ -25,10 +25,15 @@ type kafkaPublisher struct {
 	r    *resolver
 }
 
-// Publish frames every message and hands them on. A message whose payload is empty, or whose
-// type has no schema in the catalog, is refused: an Open edX consumer could not read it.
+// Publish frames every message and hands them on. A message whose type has no schema in the
+// catalog is refused: an Open edX consumer could not read it. A message marked with
+// bus.HeaderInvalidReason (one that could not be read, on its way to the poison topic) goes as
+// it came, since its payload is not Avro of the catalog's schema.
 func (p *kafkaPublisher) Publish(topic string, msgs ...*message.Message) error {
 	for _, msg := range msgs {
+		if msg.Metadata.Get(bus.HeaderInvalidReason) != "" {
+			continue
+		}
 		ctx := msg.Context()
 		eventType := msg.Metadata.Get(bus.HeaderType)
 		value, err := p.r.encodeValue(ctx, topic, eventType, msg.Payload)
