@@ -13,6 +13,7 @@ import (
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
 	"github.com/eventbus-go/eventbus/schema"
+	"github.com/eventbus-go/eventbus/schema/registrytest"
 )
 
 // openBus opens the bus cfg describes with its schemas: section applied (schema.Open): the
@@ -194,4 +195,18 @@ func registryFor(g *globals, cmd *cobra.Command, url string) (*schema.Registry, 
 		return nil, errors.New("no schema registry: give --registry or set schemas.registry.url in the config file")
 	}
 	return schema.NewRegistryFromConfig(rc)
+}
+
+// startDevRegistry serves an embedded schema registry at addr for `eventbus dev`, when addr is
+// set, and returns what stops it.
+func startDevRegistry(cmd *cobra.Command, addr string) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	reg, err := registrytest.StartAt(addr)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "schema registry listening on %s (in memory)\n", reg.URL())
+	return func() { _ = reg.Close() }, nil
 }

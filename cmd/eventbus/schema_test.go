@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -188,4 +190,27 @@ func TestOpenEdXRedisEntryConsumedAndPublishedByTheCLI(t *testing.T) {
 		"--source", "openedx/lms/web", "--data", `{"enrollment": {"mode": 3}}`)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "enrollment")
+}
+
+// `eventbus dev --schema-registry` serves a registry beside the broker until interrupted.
+func TestDevServesASchemaRegistry(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut bytes.Buffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"dev", "--port", "0", "--schema-registry", "127.0.0.1:0"}, strings.NewReader(""), &syncWriter{w: &out}, &errOut)
+	}()
+	url := regexp.MustCompile(`schema registry listening on (http://\S+)`)
+	require.Eventually(t, func() bool { return url.MatchString(readSync(&out)) }, 30*time.Second, 20*time.Millisecond)
+	client, err := schema.NewRegistry(url.FindStringSubmatch(readSync(&out))[1], schema.RegistryOptions{})
+	require.NoError(t, err)
+	_, err = client.Register(context.Background(), "t-string", `"string"`)
+	require.NoError(t, err)
+	cancel()
+	select {
+	case code := <-done:
+		assert.Equal(t, 0, code, errOut.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("dev did not stop on cancel")
+	}
 }
