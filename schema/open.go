@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
 )
@@ -44,8 +46,36 @@ func Open(ctx context.Context, cfg *config.Config, opts ...bus.Option) (*bus.Bus
 			return nil, errors.Join(err, b.Close())
 		}
 	}
+	if sc.Mode == ModeOpenEdX && cfg.Backend == "redis" {
+		host, err := os.Hostname()
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("schemas: host name for the sourcehost field: %w", err), b.Close())
+		}
+		// edx-event-bus-redis writes these fields on every entry; the Redis backend writes a
+		// metadata key as the field of that name.
+		b.Publisher = &defaultsPublisher{next: b.Publisher, defaults: map[string]string{
+			"minorversion": "0", HeaderSourceHost: host, HeaderSourceLib: sc.SourceLib,
+		}}
+	}
 	return b, nil
 }
+
+// defaultsPublisher sets metadata that a message lacks before handing it on.
+type defaultsPublisher struct {
+	next     message.Publisher
+	defaults map[string]string
+}
+
+func (p *defaultsPublisher) Publish(topic string, msgs ...*message.Message) error {
+	for _, msg := range msgs {
+		for k, v := range p.defaults {
+			setDefault(msg.Metadata, k, v)
+		}
+	}
+	return p.next.Publish(topic, msgs...)
+}
+
+func (p *defaultsPublisher) Close() error { return p.next.Close() }
 
 // wrapKafka puts the registry framing around b's publisher and subscriber.
 func wrapKafka(b *bus.Bus, cat *Catalog, reg *Registry, sc *Config) error {

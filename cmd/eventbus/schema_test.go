@@ -184,6 +184,10 @@ func TestOpenEdXRedisEntryConsumedAndPublishedByTheCLI(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, entries, 2)
 	assert.Equal(t, string(openEdXEnrollment()), entries[1].Values["event_data"], "event_data byte for byte as Open edX writes it")
+	for _, field := range []string{"id", "type", "source", "time", "minorversion", "sourcehost"} {
+		assert.NotEmpty(t, entries[1].Values[field], "field %s, as edx-event-bus-redis writes it", field)
+	}
+	assert.Regexp(t, `^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$`, entries[1].Values["time"])
 
 	// Data that does not match the schema is refused, naming the field.
 	code, _, errOut = cli(t, ctx, "", "publish", "--config", cfg, "--topic", topic, "--type", enrollmentCreated,
