@@ -75,3 +75,16 @@ func TestAvroRoundTripOnEveryBackend(t *testing.T) {
 		})
 	}
 }
+
+func TestOpenEdXModeOnKafkaNeedsARegistry(t *testing.T) {
+	cfg := avroConfig(t, "backend: kafka\n", schema.ModeOpenEdX)
+	_, err := schema.Open(context.Background(), cfg)
+	require.ErrorIs(t, err, config.ErrInvalid)
+	assert.Contains(t, err.Error(), "schemas.registry.url")
+
+	cfgNoCatalog, err := config.Parse("x.yaml", []byte("schemas:\n  mode: avro\n"))
+	require.NoError(t, err)
+	_, err = schema.Open(context.Background(), cfgNoCatalog)
+	require.ErrorIs(t, err, config.ErrInvalid)
+	assert.Contains(t, err.Error(), "schemas.catalog")
+}

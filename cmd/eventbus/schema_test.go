@@ -218,3 +218,12 @@ func TestDevServesASchemaRegistry(t *testing.T) {
 		t.Fatal("dev did not stop on cancel")
 	}
 }
+
+// `config validate` checks the schemas: section strictly, naming the line and key.
+func TestConfigValidateChecksTheSchemasSection(t *testing.T) {
+	cfg := writeFile(t, "eventbus.yaml", "backend: kafka\nschemas:\n  mode: protobuf\n  catalgo: x\n")
+	code, _, errOut := cli(t, context.Background(), "", "config", "validate", "--config", cfg)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "eventbus.yaml:4: schemas.catalgo: unknown key")
+	assert.Contains(t, errOut, "eventbus.yaml:3: schemas.mode: \"protobuf\": want json, avro or openedx")
+}
