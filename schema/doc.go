@@ -14,7 +14,8 @@
 //     framed the same way (subject "<topic>-string"), and the headers Open edX's consumers read
 //     (ce_datacontenttype, ce_minorversion, sourcehost, and ce_time as Python's isoformat) are
 //     written. On Redis, event_data is Avro binary without framing, which is what
-//     edx-event-bus-redis writes; the Redis backend's fields are already Open edX's.
+//     edx-event-bus-redis writes, and the minorversion and sourcehost fields are filled in;
+//     the Redis backend's other fields are already Open edX's.
 //
 // Publishing an event whose data does not match its schema fails with an error naming the
 // field and wrapping bus.ErrInvalidEvent; consuming one that does not decode yields an

@@ -71,7 +71,9 @@ func (r *resolver) encodeValue(ctx context.Context, topic, eventType string, pay
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", bus.ErrInvalidEvent, err)
 	}
-	id, err := r.schemaID(ctx, ValueSubject(topic, ver.Schema), ver.Schema.String())
+	// The file's text, not the parsing canonical form, which drops defaults and docs the
+	// registry's compatibility checks need.
+	id, err := r.schemaID(ctx, ValueSubject(topic, ver.Schema), ver.Text)
 	if err != nil {
 		return nil, err
 	}

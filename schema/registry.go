@@ -225,7 +225,7 @@ func RegisterCatalog(ctx context.Context, c *Catalog, reg *Registry, topic strin
 	for _, t := range c.Types() {
 		v, _ := c.Latest(t)
 		subject := ValueSubject(topic, v.Schema)
-		id, err := reg.Register(ctx, subject, v.Schema.String())
+		id, err := reg.Register(ctx, subject, v.Text)
 		if err != nil {
 			return out, err
 		}
