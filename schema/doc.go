@@ -17,6 +17,9 @@
 //     edx-event-bus-redis writes, and the minorversion and sourcehost fields are filled in;
 //     the Redis backend's other fields are already Open edX's.
 //
+// An event type is known by its catalog entry: publishing one the catalog lacks fails, and on
+// Kafka in openedx mode a consumed record of such a type counts as unreadable.
+//
 // Publishing an event whose data does not match its schema fails with an error naming the
 // field and wrapping bus.ErrInvalidEvent; consuming one that does not decode yields an
 // ErrInvalidEvent error from Event.DecodeData (or, on Kafka in openedx mode, a message marked
