@@ -105,7 +105,12 @@ func NewMessage(ev Event, codec Codec) (*message.Message, error) {
 		}
 	default:
 		var err error
-		if payload, err = codec.Marshal(d); err != nil {
+		if tc, ok := codec.(TypedCodec); ok {
+			payload, err = tc.MarshalEvent(ev.Type, d)
+		} else {
+			payload, err = codec.Marshal(d)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("event %s: encode data as %s: %w", ev.ID, codec.ContentType(), err)
 		}
 		if ev.ContentType == "" {
@@ -199,7 +204,11 @@ func (ev Event) DecodeData(codec Codec, v any) error {
 	if ct := ev.ContentType; ct != "" && !strings.HasPrefix(ct, codec.ContentType()) {
 		return fmt.Errorf("event %s: content-type is %q, the codec reads %q: %w", ev.ID, ct, codec.ContentType(), ErrInvalidEvent)
 	}
-	if err := codec.Unmarshal(raw, v); err != nil {
+	unmarshal := codec.Unmarshal
+	if tc, ok := codec.(TypedCodec); ok {
+		unmarshal = func(data []byte, v any) error { return tc.UnmarshalEvent(ev.Type, data, v) }
+	}
+	if err := unmarshal(raw, v); err != nil {
 		return fmt.Errorf("event %s: decode %s data: %w: %w", ev.ID, codec.ContentType(), ErrInvalidEvent, err)
 	}
 	return nil

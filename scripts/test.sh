@@ -8,6 +8,11 @@ STATICCHECK_VERSION=v0.8.2
 
 scripts/brokers.sh ensure
 
+# Apache Avro's Python library: schema/ checks our Avro bytes against an independent implementation.
+if ! /usr/bin/python3 -c 'import avro.io' 2>/dev/null && command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+  apt-get install -y -qq python3-avro >/dev/null || echo "python3-avro not installed: the Avro interop test will skip" >&2
+fi
+
 echo "== gofmt" >&2
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.bin/*'))
 [[ -z "$unformatted" ]] || { echo "gofmt would change: $unformatted" >&2; exit 1; }
@@ -21,6 +26,9 @@ if ! "$bin/staticcheck" -version 2>/dev/null | grep -q "${STATICCHECK_VERSION#v}
   GOBIN="$bin" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
 fi
 "$bin/staticcheck" ./...
+
+echo "== eventbus schema check (the shipped Open edX catalog)" >&2
+go run ./cmd/eventbus schema check --catalog schema/catalog/openedx --level full
 
 echo "== go test -race" >&2
 go test -race -count=1 -timeout 12m "$@" ./...

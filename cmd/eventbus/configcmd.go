@@ -10,6 +10,7 @@ import (
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
 	"github.com/eventbus-go/eventbus/router"
+	"github.com/eventbus-go/eventbus/schema"
 )
 
 func newConfigCmd(g *globals) *cobra.Command {
@@ -86,8 +87,9 @@ func loadEffective(g *globals, cmd *cobra.Command) (*config.Config, any, router.
 	}
 	backendCfg, berr := bus.BackendConfig(cfg)
 	routerCfg, rerr := router.LoadConfig(cfg)
-	if berr != nil || rerr != nil {
-		return nil, nil, router.Config{}, errors.Join(berr, rerr)
+	_, serr := schema.FromConfig(cfg) // the schemas: section, checked here, applied by openBus
+	if berr != nil || rerr != nil || serr != nil {
+		return nil, nil, router.Config{}, errors.Join(berr, rerr, serr)
 	}
 	return cfg, backendCfg, routerCfg, nil
 }

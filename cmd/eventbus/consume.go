@@ -76,7 +76,7 @@ func runConsume(g *globals, f *consumeFlags, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	b, err := bus.Open(cmd.Context(), cfg, bus.WithLogger(logger), group, bus.WithStartFrom(from))
+	b, err := openBus(cmd.Context(), cfg, bus.WithLogger(logger), group, bus.WithStartFrom(from))
 	if err != nil {
 		return err
 	}
@@ -108,6 +108,7 @@ func runConsume(g *globals, f *consumeFlags, cmd *cobra.Command) error {
 			out := consumedEvent{Topic: f.topic, ID: msg.UUID, Key: msg.Metadata.Get(bus.HeaderKey), Headers: msg.Metadata}
 			switch p := []byte(msg.Payload); {
 			case len(p) == 0:
+			case decodeSchemaPayload(b, msg, &out):
 			case json.Valid(p):
 				out.Payload = p
 			case utf8.Valid(p):

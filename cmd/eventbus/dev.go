@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -13,6 +14,7 @@ func newDevCmd(g *globals) *cobra.Command {
 		port       int
 		dataDir    string
 		partitions int32
+		registry   string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev [--port 9092] [--data-dir DIR]",
@@ -32,6 +34,11 @@ It is a development broker (github.com/twmb/franz-go/pkg/kfake), not a productio
 			if err != nil {
 				return err
 			}
+			stopRegistry, err := startDevRegistry(cmd, registry)
+			if err != nil {
+				return errors.Join(err, b.Close())
+			}
+			defer stopRegistry()
 			where := "in memory"
 			if dataDir != "" {
 				where = "in " + dataDir
@@ -48,5 +55,6 @@ It is a development broker (github.com/twmb/franz-go/pkg/kfake), not a productio
 	cmd.Flags().IntVar(&port, "port", 9092, "port to listen on at 127.0.0.1 (0: any free port)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "keep the broker's data in this directory across restarts")
 	cmd.Flags().Int32Var(&partitions, "partitions", 1, "partitions of auto-created topics")
+	cmd.Flags().StringVar(&registry, "schema-registry", "", "also serve an embedded schema registry at this host:port (e.g. 127.0.0.1:8081), for schemas: mode: openedx")
 	return cmd
 }

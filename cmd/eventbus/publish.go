@@ -84,7 +84,7 @@ func runPublish(g *globals, f *publishFlags, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	b, err := bus.Open(cmd.Context(), cfg, bus.WithLogger(logger))
+	b, err := openBus(cmd.Context(), cfg, bus.WithLogger(logger))
 	if err != nil {
 		return err
 	}
@@ -94,6 +94,9 @@ func runPublish(g *globals, f *publishFlags, cmd *cobra.Command) error {
 		ev := bus.Event{
 			ID: f.id, Type: f.typ, Source: f.source, Subject: f.subject, Key: f.key,
 			ContentType: f.contentType, Data: p, Metadata: headers,
+		}
+		if ev, err = schemaData(b, ev); err != nil {
+			return err
 		}
 		msg, err := bus.NewMessage(ev, b.Codec())
 		if err != nil {
