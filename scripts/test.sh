@@ -10,7 +10,9 @@ scripts/brokers.sh ensure
 
 # Apache Avro's Python library: schema/ checks our Avro bytes against an independent implementation.
 if ! /usr/bin/python3 -c 'import avro.io' 2>/dev/null && command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
-  apt-get install -y -qq python3-avro >/dev/null || echo "python3-avro not installed: the Avro interop test will skip" >&2
+  echo "installing python3-avro with apt-get" >&2
+  { apt-get install -y -qq python3-avro >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-avro >/dev/null; }; } \
+    || echo "python3-avro not installed: the Avro interop test will skip" >&2
 fi
 
 echo "== gofmt" >&2
