@@ -1,5 +1,5 @@
 # Conveniences; the scripts are the source of truth and need only bash and Go.
-.PHONY: demo test brokers
+.PHONY: demo test brokers mutate
 
 demo:
 	go run ./cmd/eventbus demo
@@ -9,3 +9,11 @@ test:
 
 brokers:
 	./scripts/brokers.sh ensure
+
+# Mutation testing of the pure-logic packages (outside CI: it takes minutes). GOFLAGS=-short
+# skips the tests that need the shared brokers, so each mutant runs the unit tests only.
+# MUTATIONS.md lists the breakages the broker-backed tests are known to catch.
+GREMLINS := go run github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0 unleash --workers 1 --test-cpu 1
+mutate:
+	GOFLAGS=-short $(GREMLINS) ./config
+	GOFLAGS=-short $(GREMLINS) ./bus/driver
