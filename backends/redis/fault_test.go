@@ -98,7 +98,7 @@ func TestFlushAllMidStream(t *testing.T) {
 	c := srv.Client()
 	defer c.Close()
 	cfg := testConfig(srv.Addr())
-	cfg.ReadBatch = 10
+	cfg.Consumer.ReadBatch = 10
 	losses := recordLosses(cfg)
 	ps := newPubSub(t, cfg)
 	topic := "flushed"
@@ -192,9 +192,9 @@ func runKilledConsumer(spec string) error {
 	}
 	cfg := testConfig(parts[0])
 	cfg.ConsumerGroup = parts[1]
-	cfg.ConsumerName = "killed-pod"
-	cfg.ReadBatch = 50
-	cfg.MaxInFlight = 5
+	cfg.Consumer.ConsumerName = "killed-pod"
+	cfg.Consumer.ReadBatch = 50
+	cfg.Consumer.MaxInFlight = 5
 	b, err := bus.OpenConfig(context.Background(), redisbackend.Name, cfg, bus.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		return err
@@ -217,7 +217,7 @@ func TestConsumerKilledWithPending(t *testing.T) {
 	c := srv.Client()
 	defer c.Close()
 	cfg := testConfig(srv.Addr())
-	cfg.MinIdle = 500 * time.Millisecond
+	cfg.Consumer.MinIdle = 500 * time.Millisecond
 	topic := "killed"
 	ps := newPubSub(t, cfg)
 	require.NoError(t, c.XGroupCreateMkStream(context.Background(), topic, cfg.ConsumerGroup, "0").Err())
@@ -270,8 +270,8 @@ func TestTrimmedPendingEntriesAreReported(t *testing.T) {
 	c := srv.Client()
 	defer c.Close()
 	cfg := testConfig(srv.Addr())
-	cfg.MinIdle = 200 * time.Millisecond
-	cfg.MaxLen = 10
+	cfg.Consumer.MinIdle = 200 * time.Millisecond
+	cfg.Publisher.MaxLen = 10
 	losses := recordLosses(cfg)
 	ps := newPubSub(t, cfg)
 	topic := "trimmed"
