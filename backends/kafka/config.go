@@ -84,20 +84,6 @@ type ConsumerConfig struct {
 	// (Kafka's auto.offset.reset earliest/latest). Default: "oldest", so a new consumer misses
 	// nothing the topic retains.
 	StartFrom string `yaml:"start_from"`
-	// SessionTimeout is how long the group waits for a silent member before rebalancing.
-	// Default: 10s.
-	SessionTimeout time.Duration `yaml:"session_timeout"`
-	// HeartbeatInterval is how often a member tells the group it is alive; under a third of
-	// SessionTimeout. Default: 3s.
-	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
-	// RebalanceTimeout is how long members get to finish in-flight work on a rebalance.
-	// Default: 60s.
-	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
-	// NackDelay is the pause before a nacked message is handed out again. Default: 100ms.
-	NackDelay time.Duration `yaml:"nack_delay"`
-	// ReconnectDelay is the pause between attempts to rejoin after the group session ends with
-	// an error. Default: 1s.
-	ReconnectDelay time.Duration `yaml:"reconnect_delay"`
 	// MaxInFlight picks the subscriber. 0 uses Watermill's Kafka subscriber, which hands out a
 	// partition's next record only after the previous one is acked. A positive value uses
 	// eventbus's pipelined consumer-group subscriber: it hands out up to MaxInFlight records
@@ -108,11 +94,26 @@ type ConsumerConfig struct {
 	// plus what was acked since the last auto-commit (Sarama's, every second).
 	// Needs consumer_group. Default: 0.
 	MaxInFlight int `yaml:"max_in_flight"`
+	// NackDelay is the pause before a nacked message is handed out again. Default: 100ms.
+	NackDelay time.Duration `yaml:"nack_delay"`
 	// DrainTimeout is how long the pipelined subscriber waits, when it closes or loses a
 	// partition in a rebalance, for records already handed out to be acked so their offsets
 	// are committed; then their contexts are cancelled. Under rebalance_timeout when
 	// max_in_flight is set. Default: 5s.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+
+	// SessionTimeout is how long the group waits for a silent member before rebalancing.
+	// Default: 10s.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// HeartbeatInterval is how often a member tells the group it is alive; under a third of
+	// SessionTimeout. Default: 3s.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// RebalanceTimeout is how long members get to finish in-flight work on a rebalance.
+	// Default: 60s.
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
+	// ReconnectDelay is the pause between attempts to rejoin after the group session ends with
+	// an error. Default: 1s.
+	ReconnectDelay time.Duration `yaml:"reconnect_delay"`
 }
 
 // RenamedKeys points the keys of earlier versions to the ones every backend section shares.

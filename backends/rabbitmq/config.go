@@ -179,9 +179,6 @@ type ConsumerConfig struct {
 	// on each start (duplicates, never loss). Classic and quorum queues ignore it: a group's
 	// queue holds what was published since it was declared. Default: "oldest".
 	StartFrom string `yaml:"start_from"`
-	// Prefetch is the channel's QoS prefetch count: how many unacked messages the broker sends
-	// ahead, so the next message is already here when a handler acks. Default: 100.
-	Prefetch int `yaml:"prefetch"`
 	// MaxInFlight is how many messages the subscriber hands out before earlier ones are acked.
 	// 1 (the default) hands them out one at a time, in queue order; more lets the router run
 	// that many handlers at once (each message is acked on its own), and declares the
@@ -191,6 +188,10 @@ type ConsumerConfig struct {
 	// may give it to another instance), or, with a single active consumer or a stream, handed
 	// out again in place so that order is kept. Default: 100ms.
 	NackDelay time.Duration `yaml:"nack_delay"`
+
+	// Prefetch is the channel's QoS prefetch count: how many unacked messages the broker sends
+	// ahead, so the next message is already here when a handler acks. Default: 100.
+	Prefetch int `yaml:"prefetch"`
 }
 
 // Queue types.

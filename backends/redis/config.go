@@ -64,30 +64,16 @@ func (c *Config) RenamedKeys() map[string]string {
 
 // ConsumerConfig is redis.consumer: how subscribers read their consumer group.
 type ConsumerConfig struct {
-	// ConsumerName names this process inside the group. Keep it stable across restarts of the
-	// same instance (a pod name) so that a restarted instance takes back its own pending entries
-	// at once instead of waiting for them to be claimed. A second subscription to the same
-	// stream and group in one process gets "-2", "-3", ... appended. Default: "" meaning
-	// hostname-pid, which is stable for a container whose process restarts in place.
-	ConsumerName string `yaml:"consumer_name"`
 	// StartFrom is where a group that does not exist yet starts reading when the subscriber
 	// creates it: "oldest" (every entry the stream retains), "newest" (only entries added from
 	// then on), a stream id such as "1732363200000-0", or an RFC 3339 time (stream ids are
 	// millisecond timestamps, so this replays by time). An existing group keeps its position;
 	// move it with Rewind. Default: "oldest", so a new service misses nothing retained.
 	StartFrom string `yaml:"start_from"`
-
-	// ReadBatch is how many entries one XREADGROUP asks for (COUNT). Larger batches read faster;
-	// entries read but not yet handled stay pending on this consumer, so with slow handlers and
-	// several consumers a smaller batch shares the work more evenly. Default: 100.
-	ReadBatch int `yaml:"read_batch"`
 	// MaxInFlight is how many messages a subscription hands out before earlier ones are acked or
 	// nacked. 1 hands them out one at a time, in stream order; more lets handlers run in parallel
 	// (declares the Pipelining capability) and gives up that order. Default: 1.
 	MaxInFlight int `yaml:"max_in_flight"`
-	// BlockTime is how long one XREADGROUP waits for new entries. It bounds how quickly Close
-	// returns, since a blocked read cannot be interrupted. Default: 1s.
-	BlockTime time.Duration `yaml:"block_time"`
 	// NackDelay is the pause before a nacked message is handed out again. Default: 100ms.
 	NackDelay time.Duration `yaml:"nack_delay"`
 	// DrainTimeout is how long Close, or the end of a subscription, waits for messages already
@@ -95,6 +81,19 @@ type ConsumerConfig struct {
 	// unacked after it stay pending and are delivered again later. Default: 10s.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 
+	// ConsumerName names this process inside the group. Keep it stable across restarts of the
+	// same instance (a pod name) so that a restarted instance takes back its own pending entries
+	// at once instead of waiting for them to be claimed. A second subscription to the same
+	// stream and group in one process gets "-2", "-3", ... appended. Default: "" meaning
+	// hostname-pid, which is stable for a container whose process restarts in place.
+	ConsumerName string `yaml:"consumer_name"`
+	// ReadBatch is how many entries one XREADGROUP asks for (COUNT). Larger batches read faster;
+	// entries read but not yet handled stay pending on this consumer, so with slow handlers and
+	// several consumers a smaller batch shares the work more evenly. Default: 100.
+	ReadBatch int `yaml:"read_batch"`
+	// BlockTime is how long one XREADGROUP waits for new entries. It bounds how quickly Close
+	// returns, since a blocked read cannot be interrupted. Default: 1s.
+	BlockTime time.Duration `yaml:"block_time"`
 	// ClaimInterval is how often a subscription looks for entries that other consumers of the
 	// group left pending for longer than MinIdle, and claims them (XAUTOCLAIM). Default: 5s.
 	ClaimInterval time.Duration `yaml:"claim_interval"`

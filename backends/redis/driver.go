@@ -116,17 +116,17 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		Pipelining:      cfg.Consumer.MaxInFlight > 1,
 		MaxMessageBytes: cfg.Publisher.MaxMessageBytes,
 		Notes: map[driver.Capability]string{
-			driver.PerKeyOrdering: "stream order holds only with a single consumer per group and max_in_flight 1; entries claimed from a stopped consumer arrive late",
+			driver.PerKeyOrdering: "stream order holds only with a single consumer per group and consumer.max_in_flight 1; entries claimed from a stopped consumer arrive late",
 			driver.Persistence:    server.note,
-			driver.Replay:         "a new group with start_from oldest reads what the stream retains; maxlen trimming bounds it",
-			driver.ReplayByTime:   "start_from takes an RFC 3339 time (stream ids are millisecond timestamps); Rewind moves an existing group",
+			driver.Replay:         "a new group with consumer.start_from oldest reads what the stream retains; publisher.max_len trimming bounds it",
+			driver.ReplayByTime:   "consumer.start_from takes an RFC 3339 time (stream ids are millisecond timestamps); Rewind moves an existing group",
 			driver.NativeDelay:    "Redis Streams have no delayed delivery",
 		},
 	}
 	if !caps.Pipelining {
-		caps.Notes[driver.Pipelining] = "max_in_flight is 1: a message is handed out only after the previous one was acked or nacked"
+		caps.Notes[driver.Pipelining] = "consumer.max_in_flight is 1: a message is handed out only after the previous one was acked or nacked"
 	} else {
-		caps.Notes[driver.Pipelining] = fmt.Sprintf("up to %d messages out at once (max_in_flight), each acked on its own", cfg.Consumer.MaxInFlight)
+		caps.Notes[driver.Pipelining] = fmt.Sprintf("up to %d messages out at once (consumer.max_in_flight), each acked on its own", cfg.Consumer.MaxInFlight)
 	}
 	var closeOnce sync.Once
 	var closeErr error

@@ -263,7 +263,7 @@ func TestConsumerKilledWithPending(t *testing.T) {
 	t.Logf("published 200, handled all, lost 0, duplicates %d", got.duplicates())
 }
 
-// maxlen trims the stream on publish; pending entries of a stopped consumer that were trimmed
+// publisher.max_len trims the stream on publish; pending entries of a stopped consumer that were trimmed
 // before anyone acked them are reported with their ids when claimed, never dropped silently.
 func TestTrimmedPendingEntriesAreReported(t *testing.T) {
 	srv := startServer(t, false)
@@ -282,10 +282,10 @@ func TestTrimmedPendingEntriesAreReported(t *testing.T) {
 	}).Result()
 	require.NoError(t, err)
 	require.Len(t, res[0].Messages, 5)
-	publishN(t, ps.pub, topic, "new", 1000) // maxlen ~10 trims the five pending ones away
+	publishN(t, ps.pub, topic, "new", 1000) // max_len ~10 trims the five pending ones away
 	n, err := c.XLen(context.Background(), topic).Result()
 	require.NoError(t, err)
-	assert.Less(t, n, int64(1000), "the stream is trimmed (approximately) to maxlen")
+	assert.Less(t, n, int64(1000), "the stream is trimmed (approximately) to max_len")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
