@@ -76,6 +76,8 @@ func TestBrokerSizeLimitIsErrTooLarge(t *testing.T) {
 
 	err = b.Publish(context.Background(), topic, sizedEvent(t, topic, "big", 5000))
 	require.ErrorIs(t, err, bus.ErrTooLarge)
+	require.ErrorIs(t, err, sarama.ErrMessageSizeTooLarge)
+	assert.Contains(t, err.Error(), "message big")
 	assert.Contains(t, err.Error(), "kafka.publisher.max_message_bytes")
 }
 

@@ -91,9 +91,7 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	}
 	err := p.next.Publish(topic, msgs...)
 	if errors.Is(err, sarama.ErrMessageSizeTooLarge) {
-		// The broker's limit (message.max.bytes, or the topic's max.message.bytes) is below
-		// publisher.max_message_bytes.
-		return fmt.Errorf("publish to %s: the broker refused a record as too large; its limit is below %s (%d): %w (%w)",
+		return fmt.Errorf("publish to %s: the broker refused a record as too large: its message.max.bytes (or the topic's max.message.bytes) is below %s (%d): %w (%w)",
 			topic, maxBytesKey, p.maxBytes, driver.ErrTooLarge, err)
 	}
 	return err
