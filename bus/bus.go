@@ -16,7 +16,7 @@ import (
 // StartFrom says where a consumer group that has no committed position starts reading.
 type StartFrom = driver.StartFrom
 
-// Start positions; StartDefault leaves the choice to the backend section's start_from.
+// Start positions; StartDefault leaves the choice to the backend section's consumer.start_from.
 const (
 	StartDefault = driver.StartDefault
 	StartOldest  = driver.StartOldest

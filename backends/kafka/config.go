@@ -32,10 +32,6 @@ type Config struct {
 	// split the partitions; every group gets every message. "" reads every partition without a
 	// group and commits nothing. Default: "eventbus".
 	ConsumerGroup string `yaml:"consumer_group"`
-	// InitialOffset is where a group with no committed offset starts: "oldest" or "newest"
-	// (Kafka's auto.offset.reset earliest/latest). Default: "oldest", so a new consumer misses
-	// nothing the topic retains.
-	InitialOffset string `yaml:"initial_offset"`
 	// Version is the Kafka protocol version the client speaks; at most the oldest broker's.
 	// Default: "2.8.0".
 	Version string `yaml:"version"`
@@ -46,15 +42,23 @@ type Config struct {
 	ReadTimeout  time.Duration `yaml:"read_timeout"`
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 
-	Producer ProducerConfig `yaml:"producer"`
-	Consumer ConsumerConfig `yaml:"consumer"`
-	Topics   TopicsConfig   `yaml:"topics"`
-	TLS      config.TLS     `yaml:"tls"`
-	SASL     SASLConfig     `yaml:"sasl"`
+	Publisher PublisherConfig `yaml:"publisher"`
+	Consumer  ConsumerConfig  `yaml:"consumer"`
+	Topics    TopicsConfig    `yaml:"topics"`
+	TLS       config.TLS      `yaml:"tls"`
+	SASL      SASLConfig      `yaml:"sasl"`
 }
 
-// ProducerConfig is kafka.producer.
-type ProducerConfig struct {
+// RenamedKeys points the keys of earlier versions to the ones every backend section shares.
+func (c *Config) RenamedKeys() map[string]string {
+	return map[string]string{
+		"initial_offset": "kafka.consumer.start_from",
+		"producer":       "kafka.publisher",
+	}
+}
+
+// PublisherConfig is kafka.publisher (Sarama's producer).
+type PublisherConfig struct {
 	// Acks is how many replicas must have a record before Publish returns: "all" (every in-sync
 	// replica), "leader" or "none". Default: "all"; anything less can lose acknowledged events.
 	Acks string `yaml:"acks"`
@@ -64,8 +68,11 @@ type ProducerConfig struct {
 	Retries int `yaml:"retries"`
 	// RetryBackoff is the wait between retries. Default: 250ms.
 	RetryBackoff time.Duration `yaml:"retry_backoff"`
-	// MaxMessageBytes is the largest record accepted, as the broker's message.max.bytes.
-	// Default: 1000000.
+	// MaxMessageBytes is the largest record Publish sends, measured as Sarama does (value, key,
+	// headers and the record's overhead): Publish refuses a larger one before sending, with an
+	// error wrapping bus.ErrTooLarge. Keep it at most the broker's message.max.bytes (or the
+	// topic's max.message.bytes), whose default is about 1 MB; a record the broker refuses as
+	// too large also fails with bus.ErrTooLarge. Default: 1000000 (Sarama's MaxMessageBytes).
 	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// Compression is "none", "gzip", "snappy", "lz4" or "zstd". Default: "none".
 	Compression string `yaml:"compression"`
@@ -73,20 +80,10 @@ type ProducerConfig struct {
 
 // ConsumerConfig is kafka.consumer.
 type ConsumerConfig struct {
-	// SessionTimeout is how long the group waits for a silent member before rebalancing.
-	// Default: 10s.
-	SessionTimeout time.Duration `yaml:"session_timeout"`
-	// HeartbeatInterval is how often a member tells the group it is alive; under a third of
-	// SessionTimeout. Default: 3s.
-	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
-	// RebalanceTimeout is how long members get to finish in-flight work on a rebalance.
-	// Default: 60s.
-	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
-	// NackResendDelay is the pause before a nacked message is handed out again. Default: 100ms.
-	NackResendDelay time.Duration `yaml:"nack_resend_delay"`
-	// ReconnectDelay is the pause between attempts to rejoin after the group session ends with
-	// an error. Default: 1s.
-	ReconnectDelay time.Duration `yaml:"reconnect_delay"`
+	// StartFrom is where a group with no committed offset starts: "oldest" or "newest"
+	// (Kafka's auto.offset.reset earliest/latest). Default: "oldest", so a new consumer misses
+	// nothing the topic retains.
+	StartFrom string `yaml:"start_from"`
 	// MaxInFlight picks the subscriber. 0 uses Watermill's Kafka subscriber, which hands out a
 	// partition's next record only after the previous one is acked. A positive value uses
 	// eventbus's pipelined consumer-group subscriber: it hands out up to MaxInFlight records
@@ -97,11 +94,31 @@ type ConsumerConfig struct {
 	// plus what was acked since the last auto-commit (Sarama's, every second).
 	// Needs consumer_group. Default: 0.
 	MaxInFlight int `yaml:"max_in_flight"`
+	// NackDelay is the pause before a nacked message is handed out again. Default: 100ms.
+	NackDelay time.Duration `yaml:"nack_delay"`
 	// DrainTimeout is how long the pipelined subscriber waits, when it closes or loses a
 	// partition in a rebalance, for records already handed out to be acked so their offsets
 	// are committed; then their contexts are cancelled. Under rebalance_timeout when
 	// max_in_flight is set. Default: 5s.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+
+	// SessionTimeout is how long the group waits for a silent member before rebalancing.
+	// Default: 10s.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// HeartbeatInterval is how often a member tells the group it is alive; under a third of
+	// SessionTimeout. Default: 3s.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// RebalanceTimeout is how long members get to finish in-flight work on a rebalance.
+	// Default: 60s.
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
+	// ReconnectDelay is the pause between attempts to rejoin after the group session ends with
+	// an error. Default: 1s.
+	ReconnectDelay time.Duration `yaml:"reconnect_delay"`
+}
+
+// RenamedKeys points the keys of earlier versions to the ones every backend section shares.
+func (c *ConsumerConfig) RenamedKeys() map[string]string {
+	return map[string]string{"nack_resend_delay": "kafka.consumer.nack_delay"}
 }
 
 // TopicsConfig is kafka.topics: how missing topics are created.
@@ -134,12 +151,11 @@ func DefaultConfig() *Config {
 		Brokers:       []string{"127.0.0.1:9092"},
 		ClientID:      "eventbus",
 		ConsumerGroup: "eventbus",
-		InitialOffset: "oldest",
 		Version:       "2.8.0",
 		DialTimeout:   10 * time.Second,
 		ReadTimeout:   30 * time.Second,
 		WriteTimeout:  30 * time.Second,
-		Producer: ProducerConfig{
+		Publisher: PublisherConfig{
 			Acks:            "all",
 			Timeout:         10 * time.Second,
 			Retries:         10,
@@ -148,10 +164,11 @@ func DefaultConfig() *Config {
 			Compression:     "none",
 		},
 		Consumer: ConsumerConfig{
+			StartFrom:         "oldest",
 			SessionTimeout:    10 * time.Second,
 			HeartbeatInterval: 3 * time.Second,
 			RebalanceTimeout:  60 * time.Second,
-			NackResendDelay:   100 * time.Millisecond,
+			NackDelay:         100 * time.Millisecond,
 			ReconnectDelay:    time.Second,
 			DrainTimeout:      5 * time.Second,
 		},
@@ -190,8 +207,8 @@ func (c *Config) Validate() error {
 	if c.ClientID == "" {
 		add("client_id", "must not be empty")
 	}
-	if c.InitialOffset != "oldest" && c.InitialOffset != "newest" {
-		add("initial_offset", "%q: want oldest or newest", c.InitialOffset)
+	if c.Consumer.StartFrom != "oldest" && c.Consumer.StartFrom != "newest" {
+		add("consumer.start_from", "%q: want oldest or newest", c.Consumer.StartFrom)
 	}
 	if _, err := sarama.ParseKafkaVersion(c.Version); err != nil {
 		add("version", "%q is not a Kafka version such as 2.8.0", c.Version)
@@ -201,7 +218,7 @@ func (c *Config) Validate() error {
 		d    time.Duration
 	}{
 		{"dial_timeout", c.DialTimeout}, {"read_timeout", c.ReadTimeout}, {"write_timeout", c.WriteTimeout},
-		{"producer.timeout", c.Producer.Timeout}, {"consumer.session_timeout", c.Consumer.SessionTimeout},
+		{"publisher.timeout", c.Publisher.Timeout}, {"consumer.session_timeout", c.Consumer.SessionTimeout},
 		{"consumer.heartbeat_interval", c.Consumer.HeartbeatInterval}, {"consumer.rebalance_timeout", c.Consumer.RebalanceTimeout},
 	} {
 		if f.d <= 0 {
@@ -222,17 +239,17 @@ func (c *Config) Validate() error {
 	if c.Consumer.HeartbeatInterval*3 > c.Consumer.SessionTimeout {
 		add("consumer.heartbeat_interval", "must be at most a third of consumer.session_timeout (%s)", c.Consumer.SessionTimeout)
 	}
-	if _, ok := acksByName[c.Producer.Acks]; !ok {
-		add("producer.acks", "%q: want all, leader or none", c.Producer.Acks)
+	if _, ok := acksByName[c.Publisher.Acks]; !ok {
+		add("publisher.acks", "%q: want all, leader or none", c.Publisher.Acks)
 	}
-	if _, ok := compressionByName[c.Producer.Compression]; !ok {
-		add("producer.compression", "%q: want none, gzip, snappy, lz4 or zstd", c.Producer.Compression)
+	if _, ok := compressionByName[c.Publisher.Compression]; !ok {
+		add("publisher.compression", "%q: want none, gzip, snappy, lz4 or zstd", c.Publisher.Compression)
 	}
-	if c.Producer.Retries < 0 {
-		add("producer.retries", "must not be negative")
+	if c.Publisher.Retries < 0 {
+		add("publisher.retries", "must not be negative")
 	}
-	if c.Producer.MaxMessageBytes <= 0 {
-		add("producer.max_message_bytes", "must be positive")
+	if c.Publisher.MaxMessageBytes <= 0 {
+		add("publisher.max_message_bytes", "must be positive")
 	}
 	if c.Topics.Create {
 		if c.Topics.Partitions < 1 {

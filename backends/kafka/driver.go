@@ -52,7 +52,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		cfg.ConsumerGroup = o.ConsumerGroup
 	}
 	if o.StartFrom != driver.StartDefault {
-		cfg.InitialOffset = string(o.StartFrom)
+		cfg.Consumer.StartFrom = string(o.StartFrom)
 	}
 	if o.MaxInFlight > 0 {
 		cfg.Consumer.MaxInFlight = o.MaxInFlight
@@ -120,7 +120,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 			Unmarshaler:           marshaler{},
 			OverwriteSaramaConfig: sc,
 			ConsumerGroup:         cfg.ConsumerGroup,
-			NackResendSleep:       cfg.Consumer.NackResendDelay,
+			NackResendSleep:       cfg.Consumer.NackDelay,
 			ReconnectRetrySleep:   cfg.Consumer.ReconnectDelay,
 		}, wlog)
 		if err != nil {
@@ -135,7 +135,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		Persistence:     persistent,
 		Replay:          true,
 		Pipelining:      pipelined,
-		MaxMessageBytes: cfg.Producer.MaxMessageBytes,
+		MaxMessageBytes: cfg.Publisher.MaxMessageBytes,
 		Notes: map[driver.Capability]string{
 			driver.PerKeyOrdering: "records of one key go to one partition; order holds per partition",
 			driver.Pipelining:     "set kafka.consumer.max_in_flight to use the pipelined subscriber",
@@ -151,7 +151,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		caps.Notes[driver.Persistence] = "the embedded broker keeps data in memory; set embedded_data_dir"
 	}
 	return &driver.Conn{
-		Publisher:    &publisher{next: pub, creator: creator},
+		Publisher:    &publisher{next: pub, creator: creator, maxBytes: cfg.Publisher.MaxMessageBytes, recordVersion: recordVersion(sc)},
 		Subscriber:   &subscriber{next: sub, creator: creator, group: cfg.ConsumerGroup, watermill: !pipelined, closing: make(chan struct{})},
 		Capabilities: caps,
 		Close:        closeAll,
@@ -167,4 +167,13 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 			return false
 		},
 	}, nil
+}
+
+// recordVersion is the record format Sarama sizes records by: 2 (record batches) from Kafka
+// 0.11 on, 1 before.
+func recordVersion(sc *sarama.Config) int {
+	if sc.Version.IsAtLeast(sarama.V0_11_0_0) {
+		return 2
+	}
+	return 1
 }

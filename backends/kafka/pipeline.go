@@ -24,7 +24,7 @@ import (
 //   - Each record is acked on its own. A partition's offset is marked (and committed by Sarama's
 //     auto-commit, and on every session end) only up to the first record not yet acked: the
 //     contiguous prefix. A crash therefore re-delivers at most the window, never skips a record.
-//   - A nacked record is handed out again after nack_resend_delay, possibly after later records
+//   - A nacked record is handed out again after nack_delay, possibly after later records
 //     of its partition; keeping a key's order across a nack is the ordering middleware's job.
 //   - When the subscriber closes or a rebalance takes a partition away, it stops handing out
 //     that partition's records, waits up to drain_timeout for those already out to be acked
@@ -54,7 +54,7 @@ func newPipelineSubscriber(cfg *Config, sc *sarama.Config, logger *slog.Logger) 
 		sc:             sc,
 		group:          cfg.ConsumerGroup,
 		window:         cfg.Consumer.MaxInFlight,
-		nackDelay:      cfg.Consumer.NackResendDelay,
+		nackDelay:      cfg.Consumer.NackDelay,
 		reconnectDelay: cfg.Consumer.ReconnectDelay,
 		drainTimeout:   cfg.Consumer.DrainTimeout,
 		logger:         logger,

@@ -27,7 +27,7 @@ func pipelinedConfig(addr, group string, window int) *kafka.Config {
 	cfg.Consumer.HeartbeatInterval = 500 * time.Millisecond
 	cfg.Consumer.RebalanceTimeout = 3 * time.Second
 	cfg.Consumer.DrainTimeout = time.Second
-	cfg.Consumer.NackResendDelay = 10 * time.Millisecond
+	cfg.Consumer.NackDelay = 10 * time.Millisecond
 	return cfg
 }
 

@@ -44,12 +44,12 @@ func (c *Config) saramaConfig() (*sarama.Config, error) {
 		}
 	}
 
-	sc.Producer.RequiredAcks = acksByName[c.Producer.Acks]
-	sc.Producer.Timeout = c.Producer.Timeout
-	sc.Producer.Retry.Max = c.Producer.Retries
-	sc.Producer.Retry.Backoff = c.Producer.RetryBackoff
-	sc.Producer.MaxMessageBytes = c.Producer.MaxMessageBytes
-	sc.Producer.Compression = compressionByName[c.Producer.Compression]
+	sc.Producer.RequiredAcks = acksByName[c.Publisher.Acks]
+	sc.Producer.Timeout = c.Publisher.Timeout
+	sc.Producer.Retry.Max = c.Publisher.Retries
+	sc.Producer.Retry.Backoff = c.Publisher.RetryBackoff
+	sc.Producer.MaxMessageBytes = c.Publisher.MaxMessageBytes
+	sc.Producer.Compression = compressionByName[c.Publisher.Compression]
 	sc.Producer.Return.Successes = true // the sync producer needs both
 	sc.Producer.Return.Errors = true
 	// Keep records of one key in order across retries: one request in flight per broker.
@@ -57,7 +57,7 @@ func (c *Config) saramaConfig() (*sarama.Config, error) {
 
 	sc.Consumer.Return.Errors = true
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
-	if c.InitialOffset == "newest" {
+	if c.Consumer.StartFrom == "newest" {
 		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
 	}
 	sc.Consumer.Group.Session.Timeout = c.Consumer.SessionTimeout

@@ -8,6 +8,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
 // topicCreator creates missing topics through the admin API, once per topic and process.
@@ -64,6 +66,11 @@ type publisher struct {
 	closed  bool
 	next    message.Publisher
 	creator *topicCreator // nil when topics.create is false
+	// maxBytes is publisher.max_message_bytes; recordVersion is the record format Sarama sizes
+	// records by (2 from Kafka 0.11 on), so that a record refused here is exactly one Sarama
+	// would refuse.
+	maxBytes      int
+	recordVersion int
 }
 
 func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
@@ -72,12 +79,47 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.closed {
 		return errors.New("kafka publisher closed")
 	}
+	for _, msg := range msgs {
+		if err := p.checkSize(topic, msg); err != nil {
+			return err
+		}
+	}
 	if p.creator != nil {
 		if err := p.creator.ensure(topic); err != nil {
 			return err
 		}
 	}
-	return p.next.Publish(topic, msgs...)
+	err := p.next.Publish(topic, msgs...)
+	if errors.Is(err, sarama.ErrMessageSizeTooLarge) {
+		return fmt.Errorf("publish to %s: the broker refused a record as too large: its message.max.bytes (or the topic's max.message.bytes) is below %s (%d): %w (%w)",
+			topic, maxBytesKey, p.maxBytes, driver.ErrTooLarge, err)
+	}
+	return err
+}
+
+// recordBytes is the size of msg's record as Sarama measures it against MaxMessageBytes.
+func recordBytes(topic string, msg *message.Message, version int) (int, error) {
+	rec, err := marshaler{}.Marshal(topic, msg)
+	if err != nil {
+		return 0, err
+	}
+	return rec.ByteSize(version), nil
+}
+
+const maxBytesKey = "kafka.publisher.max_message_bytes"
+
+// checkSize refuses a message whose record would exceed maxBytes, before anything is sent:
+// Sarama's own check fails with a bare configuration error that names no message.
+func (p *publisher) checkSize(topic string, msg *message.Message) error {
+	size, err := recordBytes(topic, msg, p.recordVersion)
+	if err != nil {
+		return nil // not sizeable: the Watermill publisher reports why, naming the message
+	}
+	if size > p.maxBytes {
+		return fmt.Errorf("publish message %s to %s: the record is %d bytes, over the limit of %d (%s): %w",
+			msg.UUID, topic, size, p.maxBytes, maxBytesKey, driver.ErrTooLarge)
+	}
+	return nil
 }
 
 func (p *publisher) Close() error {

@@ -115,17 +115,18 @@ type StreamConfig struct {
 	// Name of a topic's stream; must hold "{topic}". Every consumer group reads the same stream.
 	// Default: "{topic}".
 	Name string `yaml:"name"`
-	// StartFrom is where a subscription starts reading: "oldest" (x-stream-offset first) or
-	// "newest" (next). AMQP consumers of a stream have no stored offset, so every subscription
-	// starts here: oldest re-reads the retained history on each start (duplicates, never loss).
-	// Default: "oldest".
-	StartFrom string `yaml:"start_from"`
 	// MaxAge is the retention by age (x-max-age); 0 keeps data until MaxBytes is reached.
 	// Default: 168h (7 days, like Kafka's default retention).
 	MaxAge time.Duration `yaml:"max_age"`
 	// MaxBytes is the retention by size (x-max-length-bytes); 0 means no size limit.
 	// Default: 0.
 	MaxBytes int64 `yaml:"max_bytes"`
+}
+
+// RenamedKeys points start_from, which lived here before, to rabbitmq.consumer, where every
+// backend section has it.
+func (c *StreamConfig) RenamedKeys() map[string]string {
+	return map[string]string{"start_from": "rabbitmq.consumer.start_from"}
 }
 
 // PublisherConfig is rabbitmq.publisher.
@@ -158,13 +159,26 @@ type PublisherConfig struct {
 	// DeclareGroups lists further consumer groups whose queues Publish declares, so messages
 	// wait for them even before they first subscribe. Default: none.
 	DeclareGroups []string `yaml:"declare_groups"`
+	// MaxMessageBytes is the largest message Publish sends, counted as its payload plus its
+	// metadata keys and values: Publish refuses a larger one before sending, with an error
+	// wrapping bus.ErrTooLarge. RabbitMQ's own limit (max_message_size) is 128 MiB by default,
+	// far more than a queue should carry per message; a message above the broker's limit
+	// would close the publishing channel instead of failing alone. Default: 1048576 (1 MiB).
+	MaxMessageBytes int `yaml:"max_message_bytes"`
 }
 
 // ConsumerConfig is rabbitmq.consumer.
+//
+// It has no drain_timeout, unlike the kafka: and redis: sections: Close does not wait for
+// messages already handed out to be settled. Their channel closes, and the broker requeues
+// every message it has not received an ack for.
 type ConsumerConfig struct {
-	// Prefetch is the channel's QoS prefetch count: how many unacked messages the broker sends
-	// ahead, so the next message is already here when a handler acks. Default: 100.
-	Prefetch int `yaml:"prefetch"`
+	// StartFrom is where a subscription to a stream queue (queue.type: stream) starts reading:
+	// "oldest" (x-stream-offset first) or "newest" (next). AMQP consumers of a stream have no
+	// stored offset, so every subscription starts here: oldest re-reads the retained history
+	// on each start (duplicates, never loss). Classic and quorum queues ignore it: a group's
+	// queue holds what was published since it was declared. Default: "oldest".
+	StartFrom string `yaml:"start_from"`
 	// MaxInFlight is how many messages the subscriber hands out before earlier ones are acked.
 	// 1 (the default) hands them out one at a time, in queue order; more lets the router run
 	// that many handlers at once (each message is acked on its own), and declares the
@@ -174,6 +188,10 @@ type ConsumerConfig struct {
 	// may give it to another instance), or, with a single active consumer or a stream, handed
 	// out again in place so that order is kept. Default: 100ms.
 	NackDelay time.Duration `yaml:"nack_delay"`
+
+	// Prefetch is the channel's QoS prefetch count: how many unacked messages the broker sends
+	// ahead, so the next message is already here when a handler acks. Default: 100.
+	Prefetch int `yaml:"prefetch"`
 }
 
 // Queue types.
@@ -203,7 +221,7 @@ func DefaultConfig() *Config {
 			Durable:              true,
 			TemporaryGroupExpiry: 30 * time.Minute,
 		},
-		Stream: StreamConfig{Name: "{topic}", StartFrom: "oldest", MaxAge: 7 * 24 * time.Hour},
+		Stream: StreamConfig{Name: "{topic}", MaxAge: 7 * 24 * time.Hour},
 		Publisher: PublisherConfig{
 			Confirms:             true,
 			Persistent:           true,
@@ -211,8 +229,9 @@ func DefaultConfig() *Config {
 			Channels:             8,
 			Timeout:              30 * time.Second,
 			DeclareConsumerGroup: true,
+			MaxMessageBytes:      1 << 20,
 		},
-		Consumer: ConsumerConfig{Prefetch: 100, MaxInFlight: 1, NackDelay: 100 * time.Millisecond},
+		Consumer: ConsumerConfig{StartFrom: "oldest", Prefetch: 100, MaxInFlight: 1, NackDelay: 100 * time.Millisecond},
 	}
 }
 
@@ -304,8 +323,8 @@ func (c *Config) Validate() error {
 	} else if !strings.Contains(c.Queue.Name, "{topic}") || !strings.Contains(c.Queue.Name, "{group}") {
 		add("queue.name", `%q must contain "{topic}" and "{group}", or topics and groups would share a queue`, c.Queue.Name)
 	}
-	if c.Stream.StartFrom != "oldest" && c.Stream.StartFrom != "newest" {
-		add("stream.start_from", "%q: want oldest or newest", c.Stream.StartFrom)
+	if c.Consumer.StartFrom != "oldest" && c.Consumer.StartFrom != "newest" {
+		add("consumer.start_from", "%q: want oldest or newest", c.Consumer.StartFrom)
 	}
 	if c.Stream.MaxAge < 0 {
 		add("stream.max_age", "must not be negative")
@@ -333,6 +352,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Publisher.Channels < 1 {
 		add("publisher.channels", "must be at least 1")
+	}
+	if c.Publisher.MaxMessageBytes < 1 {
+		add("publisher.max_message_bytes", "must be at least 1")
 	}
 	for i, g := range c.Publisher.DeclareGroups {
 		if g == "" {

@@ -3,6 +3,7 @@ package rabbitmq_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -65,6 +66,40 @@ rabbitmq:
 	}
 }
 
+// TestRenamedKeys: the key of earlier versions fails at its line, naming the new key.
+func TestRenamedKeys(t *testing.T) {
+	got := problems(t, `backend: rabbitmq
+rabbitmq:
+  queue: {type: stream}
+  stream:
+    max_age: 24h
+    start_from: newest
+`)
+	assert.Equal(t, []string{"test.yaml:6: rabbitmq.stream.start_from: renamed to rabbitmq.consumer.start_from"}, got)
+}
+
+func TestSharedKeys(t *testing.T) {
+	cfg, err := config.Parse("test.yaml", []byte(`backend: rabbitmq
+rabbitmq:
+  consumer: {start_from: newest, max_in_flight: 4, nack_delay: 1s}
+  publisher: {max_message_bytes: 65536}
+`))
+	require.NoError(t, err)
+	bc, err := bus.BackendConfig(cfg)
+	require.NoError(t, err)
+	rc := bc.(*rabbitmq.Config)
+	assert.Equal(t, "newest", rc.Consumer.StartFrom)
+	assert.Equal(t, 4, rc.Consumer.MaxInFlight)
+	assert.Equal(t, time.Second, rc.Consumer.NackDelay)
+	assert.Equal(t, 65536, rc.Publisher.MaxMessageBytes)
+	assert.Equal(t, 1<<20, rabbitmq.DefaultConfig().Publisher.MaxMessageBytes)
+	// Close does not wait for handed-out messages (the broker requeues them), so there is no
+	// drain_timeout to set.
+	got := problems(t, "backend: rabbitmq\nrabbitmq:\n  consumer: {drain_timeout: 5s}\n")
+	require.Len(t, got, 1)
+	assert.Contains(t, got[0], "test.yaml:3: rabbitmq.consumer.drain_timeout: unknown key")
+}
+
 func TestURLPasswordNeverShown(t *testing.T) {
 	t.Setenv("EVENTBUS_TEST_AMQP_URL", "amqp://lms:hunter2-secret@broker:port/x")
 	got := problems(t, "backend: rabbitmq\nrabbitmq:\n  url: ${EVENTBUS_TEST_AMQP_URL}\n")
@@ -78,11 +113,11 @@ func TestStreamAndFanoutRules(t *testing.T) {
 rabbitmq:
   exchange: {type: fanout}
   queue: {type: stream, single_active_consumer: true}
-  stream: {start_from: latest}
+  consumer: {start_from: latest}
 `)
 	require.Len(t, got, 3, strings.Join(got, "\n"))
 	assert.Contains(t, got[0], `rabbitmq.exchange.type: fanout sends every message to every bound queue`)
 	assert.Contains(t, got[1], "rabbitmq.queue.single_active_consumer: is not available for stream queues")
-	assert.Contains(t, got[2], `rabbitmq.stream.start_from: "latest": want oldest or newest`)
+	assert.Contains(t, got[2], `rabbitmq.consumer.start_from: "latest": want oldest or newest`)
 	assert.Empty(t, problems(t, "backend: rabbitmq\nrabbitmq:\n  exchange: {type: fanout, name: \"{topic}\"}\n  queue: {type: stream}\n"))
 }

@@ -33,7 +33,7 @@
 //     ordering middleware's to keep (router.ordering), and PerKeyOrdering is not declared.
 //   - Replay: classic and quorum queues forget acknowledged messages, so a new group sees only
 //     messages published after its queue was declared. Replay (bus.Replay) needs queue.type:
-//     stream: one stream per topic, read by each subscription from stream.start_from.
+//     stream: one stream per topic, read by each subscription from consumer.start_from.
 //
 // # Connections
 //

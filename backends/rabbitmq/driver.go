@@ -30,7 +30,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		cfg.Consumer.MaxInFlight = o.MaxInFlight
 		cfg.Consumer.Prefetch = max(cfg.Consumer.Prefetch, o.MaxInFlight)
 	}
-	startFrom := cfg.Stream.StartFrom
+	startFrom := cfg.Consumer.StartFrom
 	if o.StartFrom != driver.StartDefault {
 		startFrom = string(o.StartFrom)
 	}
@@ -100,19 +100,20 @@ func capabilities(cfg *Config) driver.Capabilities {
 	stream := cfg.Queue.Type == QueueStream
 	exclusive := cfg.ConsumerGroup == "" && !stream
 	caps := driver.Capabilities{
-		ConsumerGroups: !stream && !exclusive,
-		PerKeyOrdering: (cfg.Queue.SingleActiveConsumer || stream) && cfg.Consumer.MaxInFlight <= 1,
-		Persistence:    cfg.Publisher.Confirms && cfg.Publisher.Persistent && cfg.Queue.Durable && cfg.Exchange.Durable && !exclusive,
-		Replay:         stream,
-		Pipelining:     cfg.Consumer.MaxInFlight > 1,
-		Notes:          map[driver.Capability]string{},
+		ConsumerGroups:  !stream && !exclusive,
+		PerKeyOrdering:  (cfg.Queue.SingleActiveConsumer || stream) && cfg.Consumer.MaxInFlight <= 1,
+		Persistence:     cfg.Publisher.Confirms && cfg.Publisher.Persistent && cfg.Queue.Durable && cfg.Exchange.Durable && !exclusive,
+		Replay:          stream,
+		Pipelining:      cfg.Consumer.MaxInFlight > 1,
+		MaxMessageBytes: cfg.Publisher.MaxMessageBytes,
+		Notes:           map[driver.Capability]string{},
 	}
 	n := caps.Notes
 	switch {
 	case stream:
 		n[driver.ConsumerGroups] = "a stream queue is read whole by every subscriber; instances of a group do not share the work"
 		n[driver.PerKeyOrdering] = "a stream is read in publish order by each subscriber"
-		n[driver.Replay] = "from the oldest message the stream retains (x-stream-offset first); AMQP consumers keep no offset, so each subscription starts at stream.start_from"
+		n[driver.Replay] = "from the oldest message the stream retains (x-stream-offset first); AMQP consumers keep no offset, so each subscription starts at consumer.start_from"
 	case exclusive:
 		n[driver.ConsumerGroups] = "consumer_group is empty: each subscription has a private queue that lives only while it is connected"
 		n[driver.Persistence] = "consumer_group is empty: private queues are deleted with their connection"

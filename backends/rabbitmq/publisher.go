@@ -13,6 +13,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
 var (
@@ -101,6 +103,13 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	// Every message is checked before the first is sent, so a refused batch leaves no trace.
+	for _, m := range msgs {
+		if size := messageBytes(m); size > p.cfg.MaxMessageBytes {
+			return fmt.Errorf("publish message %s to %s: it is %d bytes (payload and metadata), over the limit of %d (rabbitmq.publisher.max_message_bytes): %w",
+				m.UUID, topic, size, p.cfg.MaxMessageBytes, driver.ErrTooLarge)
+		}
+	}
 	ctx := msgs[0].Context()
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -141,6 +150,16 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 		}
 		timer.Stop()
 	}
+}
+
+// messageBytes is what publisher.max_message_bytes counts: the payload (the AMQP body) plus the
+// metadata keys and values (the headers).
+func messageBytes(msg *message.Message) int {
+	n := len(msg.Payload)
+	for k, v := range msg.Metadata {
+		n += len(k) + len(v)
+	}
+	return n
 }
 
 // failure builds Publish's error: which message was not confirmed, why, and after how long.

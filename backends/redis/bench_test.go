@@ -107,7 +107,7 @@ func consumeOurs(b *testing.B, stream string, n, readBatch int) time.Duration {
 	b.Helper()
 	cfg := redisbackend.DefaultConfig()
 	cfg.Addrs = []string{sharedAddr}
-	cfg.ReadBatch = readBatch
+	cfg.Consumer.ReadBatch = readBatch
 	cfg.ConsumerGroup = "g"
 	bb, err := bus.OpenConfig(context.Background(), redisbackend.Name, cfg, bus.WithLogger(testLogger()))
 	require.NoError(b, err)

@@ -29,37 +29,71 @@ type Config struct {
 	// ConsumerGroup is the stream consumer group subscribers join. Instances of one service share
 	// a group and split the entries; every group gets every entry. Default: "eventbus".
 	ConsumerGroup string `yaml:"consumer_group"`
-	// ConsumerName names this process inside the group. Keep it stable across restarts of the
-	// same instance (a pod name) so that a restarted instance takes back its own pending entries
-	// at once instead of waiting for them to be claimed. A second subscription to the same
-	// stream and group in one process gets "-2", "-3", ... appended. Default: "" meaning
-	// hostname-pid, which is stable for a container whose process restarts in place.
-	ConsumerName string `yaml:"consumer_name"`
+
+	Consumer  ConsumerConfig  `yaml:"consumer"`
+	Publisher PublisherConfig `yaml:"publisher"`
+
+	// DialTimeout bounds connecting. Default: 5s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// ReadTimeout and WriteTimeout bound one command's reply and send; a blocking read waits
+	// consumer.block_time on top. Default: 3s each.
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+
+	TLS config.TLS `yaml:"tls"`
+
+	// OnDataLoss is called, besides an error log, when a subscription finds that its consumer
+	// group vanished (a restart without persistence, FLUSHALL, the stream deleted or evicted)
+	// or that pending entries were gone from the stream when claimed. Set in code only.
+	OnDataLoss func(DataLoss) `yaml:"-"`
+}
+
+// RenamedKeys points the keys of earlier versions to the ones every backend section shares:
+// the consumer-side settings moved into redis.consumer, maxlen into redis.publisher.
+func (c *Config) RenamedKeys() map[string]string {
+	m := map[string]string{
+		"nack_resend_delay": "redis.consumer.nack_delay",
+		"maxlen":            "redis.publisher.max_len",
+	}
+	for _, k := range []string{"consumer_name", "start_from", "read_batch", "max_in_flight", "block_time",
+		"drain_timeout", "claim_interval", "min_idle", "claim_batch", "consumer_timeout"} {
+		m[k] = "redis.consumer." + k
+	}
+	return m
+}
+
+// ConsumerConfig is redis.consumer: how subscribers read their consumer group.
+type ConsumerConfig struct {
 	// StartFrom is where a group that does not exist yet starts reading when the subscriber
 	// creates it: "oldest" (every entry the stream retains), "newest" (only entries added from
 	// then on), a stream id such as "1732363200000-0", or an RFC 3339 time (stream ids are
 	// millisecond timestamps, so this replays by time). An existing group keeps its position;
 	// move it with Rewind. Default: "oldest", so a new service misses nothing retained.
 	StartFrom string `yaml:"start_from"`
-
-	// ReadBatch is how many entries one XREADGROUP asks for (COUNT). Larger batches read faster;
-	// entries read but not yet handled stay pending on this consumer, so with slow handlers and
-	// several consumers a smaller batch shares the work more evenly. Default: 100.
-	ReadBatch int `yaml:"read_batch"`
 	// MaxInFlight is how many messages a subscription hands out before earlier ones are acked or
 	// nacked. 1 hands them out one at a time, in stream order; more lets handlers run in parallel
 	// (declares the Pipelining capability) and gives up that order. Default: 1.
 	MaxInFlight int `yaml:"max_in_flight"`
-	// BlockTime is how long one XREADGROUP waits for new entries. It bounds how quickly Close
-	// returns, since a blocked read cannot be interrupted. Default: 1s.
-	BlockTime time.Duration `yaml:"block_time"`
-	// NackResendDelay is the pause before a nacked message is handed out again. Default: 100ms.
-	NackResendDelay time.Duration `yaml:"nack_resend_delay"`
+	// NackDelay is the pause before a nacked message is handed out again. Default: 100ms.
+	NackDelay time.Duration `yaml:"nack_delay"`
 	// DrainTimeout is how long Close, or the end of a subscription, waits for messages already
 	// handed out to be acked or nacked, and for their acks to reach Redis. Messages still
 	// unacked after it stay pending and are delivered again later. Default: 10s.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 
+	// ConsumerName names this process inside the group. Keep it stable across restarts of the
+	// same instance (a pod name) so that a restarted instance takes back its own pending entries
+	// at once instead of waiting for them to be claimed. A second subscription to the same
+	// stream and group in one process gets "-2", "-3", ... appended. Default: "" meaning
+	// hostname-pid, which is stable for a container whose process restarts in place.
+	ConsumerName string `yaml:"consumer_name"`
+	// ReadBatch is how many entries one XREADGROUP asks for (COUNT). Larger batches read faster;
+	// entries read but not yet handled stay pending on this consumer, so with slow handlers and
+	// several consumers a smaller batch shares the work more evenly. Default: 100.
+	ReadBatch int `yaml:"read_batch"`
+	// BlockTime is how long one XREADGROUP waits for new entries. It bounds how quickly Close
+	// returns, since a blocked read cannot be interrupted. Default: 1s.
+	BlockTime time.Duration `yaml:"block_time"`
 	// ClaimInterval is how often a subscription looks for entries that other consumers of the
 	// group left pending for longer than MinIdle, and claims them (XAUTOCLAIM). Default: 5s.
 	ClaimInterval time.Duration `yaml:"claim_interval"`
@@ -74,45 +108,48 @@ type Config struct {
 	// nothing pending (checked and deleted atomically, so no pending entry is ever deleted with
 	// it). 0 never removes consumers. Must exceed MinIdle. Default: 1h.
 	ConsumerTimeout time.Duration `yaml:"consumer_timeout"`
+}
 
+// RenamedKeys points the keys of earlier versions to the ones every backend section shares.
+func (c *ConsumerConfig) RenamedKeys() map[string]string {
+	return map[string]string{"nack_resend_delay": "redis.consumer.nack_delay"}
+}
+
+// PublisherConfig is redis.publisher.
+type PublisherConfig struct {
 	// MaxLen trims a stream to about this many entries (XADD MAXLEN ~) on every publish. 0 keeps
 	// every entry. Trimming bounds replay, and an entry trimmed before a slow group read it is
 	// gone for that group. Default: 0 (off).
-	MaxLen int64 `yaml:"maxlen"`
-
-	// DialTimeout bounds connecting. Default: 5s.
-	DialTimeout time.Duration `yaml:"dial_timeout"`
-	// ReadTimeout and WriteTimeout bound one command's reply and send; a blocking read waits
-	// BlockTime on top. Default: 3s each.
-	ReadTimeout  time.Duration `yaml:"read_timeout"`
-	WriteTimeout time.Duration `yaml:"write_timeout"`
-
-	TLS config.TLS `yaml:"tls"`
-
-	// OnDataLoss is called, besides an error log, when a subscription finds that its consumer
-	// group vanished (a restart without persistence, FLUSHALL, the stream deleted or evicted)
-	// or that pending entries were gone from the stream when claimed. Set in code only.
-	OnDataLoss func(DataLoss) `yaml:"-"`
+	MaxLen int64 `yaml:"max_len"`
+	// MaxMessageBytes is the largest message Publish sends, counted as its payload plus its
+	// metadata keys and values: Publish refuses a larger one before sending, with an error
+	// wrapping bus.ErrTooLarge. Redis itself takes up to proto-max-bulk-len (512 MB by default)
+	// per field, far more than a stream entry should hold; the limit keeps one oversized event
+	// from filling memory and stalling every consumer that reads it. Default: 1048576 (1 MiB).
+	MaxMessageBytes int `yaml:"max_message_bytes"`
 }
 
 // DefaultConfig returns the configuration used when the file has no redis: section.
 func DefaultConfig() *Config {
 	return &Config{
-		Addrs:           []string{"127.0.0.1:6379"},
-		ConsumerGroup:   "eventbus",
-		StartFrom:       "oldest",
-		ReadBatch:       100,
-		MaxInFlight:     1,
-		BlockTime:       time.Second,
-		NackResendDelay: 100 * time.Millisecond,
-		DrainTimeout:    10 * time.Second,
-		ClaimInterval:   5 * time.Second,
-		MinIdle:         time.Minute,
-		ClaimBatch:      100,
-		ConsumerTimeout: time.Hour,
-		DialTimeout:     5 * time.Second,
-		ReadTimeout:     3 * time.Second,
-		WriteTimeout:    3 * time.Second,
+		Addrs:         []string{"127.0.0.1:6379"},
+		ConsumerGroup: "eventbus",
+		Consumer: ConsumerConfig{
+			StartFrom:       "oldest",
+			ReadBatch:       100,
+			MaxInFlight:     1,
+			BlockTime:       time.Second,
+			NackDelay:       100 * time.Millisecond,
+			DrainTimeout:    10 * time.Second,
+			ClaimInterval:   5 * time.Second,
+			MinIdle:         time.Minute,
+			ClaimBatch:      100,
+			ConsumerTimeout: time.Hour,
+		},
+		Publisher:    PublisherConfig{MaxMessageBytes: 1 << 20},
+		DialTimeout:  5 * time.Second,
+		ReadTimeout:  3 * time.Second,
+		WriteTimeout: 3 * time.Second,
 	}
 }
 
@@ -167,6 +204,31 @@ func (c *Config) Validate() error {
 	if c.ConsumerGroup == "" {
 		add("consumer_group", "must not be empty: the backend always reads through a consumer group")
 	}
+	errs = append(errs, config.Nest("consumer", c.Consumer.validate()))
+	if c.Publisher.MaxLen < 0 {
+		add("publisher.max_len", "must not be negative (0 turns trimming off)")
+	}
+	if c.Publisher.MaxMessageBytes < 1 {
+		add("publisher.max_message_bytes", "must be at least 1")
+	}
+	for _, f := range []struct {
+		path string
+		d    time.Duration
+	}{
+		{"dial_timeout", c.DialTimeout}, {"read_timeout", c.ReadTimeout}, {"write_timeout", c.WriteTimeout},
+	} {
+		if f.d <= 0 {
+			add(f.path, "must be positive")
+		}
+	}
+	errs = append(errs, config.Nest("tls", c.TLS.Validate()))
+	return errors.Join(errs...)
+}
+
+// validate reports every problem with paths relative to redis.consumer.
+func (c *ConsumerConfig) validate() error {
+	var errs []error
+	add := func(path, format string, args ...any) { errs = append(errs, config.Invalid(path, format, args...)) }
 	if strings.ContainsAny(c.ConsumerName, " \t\r\n") {
 		add("consumer_name", "%q must not contain white space", c.ConsumerName)
 	}
@@ -182,23 +244,19 @@ func (c *Config) Validate() error {
 	if c.ClaimBatch < 1 {
 		add("claim_batch", "must be at least 1")
 	}
-	if c.MaxLen < 0 {
-		add("maxlen", "must not be negative (0 turns trimming off)")
-	}
 	for _, f := range []struct {
 		path string
 		d    time.Duration
 	}{
 		{"block_time", c.BlockTime}, {"drain_timeout", c.DrainTimeout}, {"claim_interval", c.ClaimInterval},
-		{"min_idle", c.MinIdle}, {"dial_timeout", c.DialTimeout}, {"read_timeout", c.ReadTimeout},
-		{"write_timeout", c.WriteTimeout},
+		{"min_idle", c.MinIdle},
 	} {
 		if f.d <= 0 {
 			add(f.path, "must be positive")
 		}
 	}
-	if c.NackResendDelay < 0 {
-		add("nack_resend_delay", "must not be negative")
+	if c.NackDelay < 0 {
+		add("nack_delay", "must not be negative")
 	}
 	if c.ClaimInterval > 0 && c.MinIdle > 0 && 2*c.ClaimInterval > c.MinIdle {
 		add("claim_interval", "must be at most half of min_idle (%s): held entries are renewed on that tick", c.MinIdle)
@@ -209,12 +267,11 @@ func (c *Config) Validate() error {
 	if c.ConsumerTimeout > 0 && c.ConsumerTimeout <= c.MinIdle {
 		add("consumer_timeout", "must be longer than min_idle (%s), or 0", c.MinIdle)
 	}
-	errs = append(errs, config.Nest("tls", c.TLS.Validate()))
 	return errors.Join(errs...)
 }
 
 // consumerName is the configured name, or hostname-pid.
-func (c *Config) consumerName() string {
+func (c *ConsumerConfig) consumerName() string {
 	if c.ConsumerName != "" {
 		return c.ConsumerName
 	}

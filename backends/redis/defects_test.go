@@ -46,14 +46,14 @@ func newPubSub(t testing.TB, cfg *redisbackend.Config) pubSub {
 	}
 	pub, err := redisstream.NewPublisher(redisstream.PublisherConfig{Client: client()}, nil)
 	require.NoError(t, err)
-	consumer := cfg.ConsumerName
+	consumer := cfg.Consumer.ConsumerName
 	if consumer == "" {
 		consumer = watermill.NewShortUUID()
 	}
 	sub, err := redisstream.NewSubscriber(redisstream.SubscriberConfig{
 		Client: client(), ConsumerGroup: cfg.ConsumerGroup, Consumer: consumer,
-		BlockTime: cfg.BlockTime, ClaimInterval: cfg.ClaimInterval, MaxIdleTime: cfg.MinIdle,
-		CheckConsumersInterval: cfg.ClaimInterval, ConsumerTimeout: cfg.ConsumerTimeout,
+		BlockTime: cfg.Consumer.BlockTime, ClaimInterval: cfg.Consumer.ClaimInterval, MaxIdleTime: cfg.Consumer.MinIdle,
+		CheckConsumersInterval: cfg.Consumer.ClaimInterval, ConsumerTimeout: cfg.Consumer.ConsumerTimeout,
 	}, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = sub.Close(); _ = pub.Close() })
@@ -155,7 +155,7 @@ func waitHandled(t testing.TB, c *tally, ids []string, within time.Duration, wha
 func TestDefect1DataLosingRestart(t *testing.T) {
 	srv := startServer(t, false)
 	cfg := testConfig(srv.Addr())
-	cfg.ReadBatch = 20
+	cfg.Consumer.ReadBatch = 20
 	losses := recordLosses(cfg)
 	ps := newPubSub(t, cfg)
 	topic := "orders"
@@ -225,7 +225,7 @@ func TestDefect1DataLosingRestart(t *testing.T) {
 func TestDefect2BatchedReadsAndAcks(t *testing.T) {
 	srv := startServer(t, false)
 	cfg := testConfig(srv.Addr())
-	cfg.ReadBatch = 100
+	cfg.Consumer.ReadBatch = 100
 	ps := newPubSub(t, cfg)
 	topic := "batched"
 	c := srv.Client()
@@ -250,7 +250,7 @@ func TestDefect2BatchedReadsAndAcks(t *testing.T) {
 
 	reads, acks := commandCalls(t, c, "xreadgroup"), commandCalls(t, c, "xack")
 	t.Logf("%d entries: %d XREADGROUP calls, %d XACK calls", n, reads, acks)
-	assert.LessOrEqual(t, reads, int64(n/cfg.ReadBatch+10), "entries must be read in batches of read_batch")
+	assert.LessOrEqual(t, reads, int64(n/cfg.Consumer.ReadBatch+10), "entries must be read in batches of read_batch")
 	assert.LessOrEqual(t, acks, int64(n/2), "acks must be sent in batches")
 }
 
@@ -306,9 +306,9 @@ func TestDefect4DeadConsumerPendingClaimed(t *testing.T) {
 	c := srv.Client()
 	defer c.Close()
 	cfg := testConfig(srv.Addr())
-	cfg.MinIdle = 300 * time.Millisecond
-	cfg.ConsumerTimeout = 600 * time.Millisecond
-	cfg.ClaimBatch = 10 // several XAUTOCLAIM pages
+	cfg.Consumer.MinIdle = 300 * time.Millisecond
+	cfg.Consumer.ConsumerTimeout = 600 * time.Millisecond
+	cfg.Consumer.ClaimBatch = 10 // several XAUTOCLAIM pages
 	topic := "claims"
 	ps := newPubSub(t, cfg)
 	require.NoError(t, c.XGroupCreateMkStream(context.Background(), topic, cfg.ConsumerGroup, "0").Err())

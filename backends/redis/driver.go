@@ -59,11 +59,11 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		cfg.ConsumerGroup = o.ConsumerGroup
 	}
 	if o.StartFrom != driver.StartDefault {
-		cfg.StartFrom = string(o.StartFrom)
+		cfg.Consumer.StartFrom = string(o.StartFrom)
 	}
 	if o.MaxInFlight > 0 {
 		// The ordering middleware and the dlq tool ask for a window of un-acked messages.
-		cfg.MaxInFlight = o.MaxInFlight
+		cfg.Consumer.MaxInFlight = o.MaxInFlight
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -83,6 +83,11 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 			"enable appendonly for persistence", "addrs", cfg.Addrs, "persistence", server.note)
 	}
 
+	if server.maxBulk > 0 && cfg.Publisher.MaxMessageBytes > server.maxBulk {
+		logger.Warn("redis.publisher.max_message_bytes is above the server's proto-max-bulk-len: the server refuses payloads between the two",
+			"max_message_bytes", cfg.Publisher.MaxMessageBytes, "proto_max_bulk_len", server.maxBulk)
+	}
+
 	// The publisher gets a client of its own: watermill-redisstream's publisher closes its
 	// client on Close, and the router closes a handler's publisher when the handler stops.
 	pubClient, err := NewClient(&cfg)
@@ -92,7 +97,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 	wpub, err := redisstream.NewPublisher(redisstream.PublisherConfig{
 		Client:        pubClient,
 		Marshaller:    marshaller{},
-		DefaultMaxlen: cfg.MaxLen,
+		DefaultMaxlen: cfg.Publisher.MaxLen,
 	}, watermill.NewSlogLogger(logger))
 	if err != nil {
 		return nil, errors.Join(err, pubClient.Close(), client.Close())
@@ -108,25 +113,25 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		Persistence:     server.persistent,
 		Replay:          true,
 		ReplayByTime:    true,
-		Pipelining:      cfg.MaxInFlight > 1,
-		MaxMessageBytes: server.maxBulk,
+		Pipelining:      cfg.Consumer.MaxInFlight > 1,
+		MaxMessageBytes: cfg.Publisher.MaxMessageBytes,
 		Notes: map[driver.Capability]string{
-			driver.PerKeyOrdering: "stream order holds only with a single consumer per group and max_in_flight 1; entries claimed from a stopped consumer arrive late",
+			driver.PerKeyOrdering: "stream order holds only with a single consumer per group and consumer.max_in_flight 1; entries claimed from a stopped consumer arrive late",
 			driver.Persistence:    server.note,
-			driver.Replay:         "a new group with start_from oldest reads what the stream retains; maxlen trimming bounds it",
-			driver.ReplayByTime:   "start_from takes an RFC 3339 time (stream ids are millisecond timestamps); Rewind moves an existing group",
+			driver.Replay:         "a new group with consumer.start_from oldest reads what the stream retains; publisher.max_len trimming bounds it",
+			driver.ReplayByTime:   "consumer.start_from takes an RFC 3339 time (stream ids are millisecond timestamps); Rewind moves an existing group",
 			driver.NativeDelay:    "Redis Streams have no delayed delivery",
 		},
 	}
 	if !caps.Pipelining {
-		caps.Notes[driver.Pipelining] = "max_in_flight is 1: a message is handed out only after the previous one was acked or nacked"
+		caps.Notes[driver.Pipelining] = "consumer.max_in_flight is 1: a message is handed out only after the previous one was acked or nacked"
 	} else {
-		caps.Notes[driver.Pipelining] = fmt.Sprintf("up to %d messages out at once (max_in_flight), each acked on its own", cfg.MaxInFlight)
+		caps.Notes[driver.Pipelining] = fmt.Sprintf("up to %d messages out at once (consumer.max_in_flight), each acked on its own", cfg.Consumer.MaxInFlight)
 	}
 	var closeOnce sync.Once
 	var closeErr error
 	return &driver.Conn{
-		Publisher:    &publisher{next: wpub},
+		Publisher:    &publisher{next: wpub, maxBytes: cfg.Publisher.MaxMessageBytes},
 		Subscriber:   sub,
 		Capabilities: caps,
 		Close: func() error {
@@ -253,11 +258,12 @@ func atLeast(version string, major, minor int) bool {
 }
 
 // publisher wraps watermill-redisstream's publisher, whose closed flag is not safe against a
-// concurrent Publish.
+// concurrent Publish, and refuses messages over publisher.max_message_bytes.
 type publisher struct {
-	mu     sync.RWMutex
-	closed bool
-	next   *redisstream.Publisher
+	mu       sync.RWMutex
+	closed   bool
+	next     *redisstream.Publisher
+	maxBytes int
 }
 
 func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
@@ -269,7 +275,24 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	if topic == "" {
 		return errors.New("publish: topic (stream key) is empty")
 	}
+	// Every message is checked before the first is sent, so a refused batch leaves no trace.
+	for _, msg := range msgs {
+		if size := messageBytes(msg); size > p.maxBytes {
+			return fmt.Errorf("publish message %s to %s: it is %d bytes (payload and metadata), over the limit of %d (redis.publisher.max_message_bytes): %w",
+				msg.UUID, topic, size, p.maxBytes, driver.ErrTooLarge)
+		}
+	}
 	return p.next.Publish(topic, msgs...)
+}
+
+// messageBytes is what publisher.max_message_bytes counts: the payload plus the metadata keys
+// and values, the fields of the stream entry.
+func messageBytes(msg *message.Message) int {
+	n := len(msg.Payload)
+	for k, v := range msg.Metadata {
+		n += len(k) + len(v)
+	}
+	return n
 }
 
 func (p *publisher) Close() error {

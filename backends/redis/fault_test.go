@@ -98,7 +98,7 @@ func TestFlushAllMidStream(t *testing.T) {
 	c := srv.Client()
 	defer c.Close()
 	cfg := testConfig(srv.Addr())
-	cfg.ReadBatch = 10
+	cfg.Consumer.ReadBatch = 10
 	losses := recordLosses(cfg)
 	ps := newPubSub(t, cfg)
 	topic := "flushed"
@@ -192,9 +192,9 @@ func runKilledConsumer(spec string) error {
 	}
 	cfg := testConfig(parts[0])
 	cfg.ConsumerGroup = parts[1]
-	cfg.ConsumerName = "killed-pod"
-	cfg.ReadBatch = 50
-	cfg.MaxInFlight = 5
+	cfg.Consumer.ConsumerName = "killed-pod"
+	cfg.Consumer.ReadBatch = 50
+	cfg.Consumer.MaxInFlight = 5
 	b, err := bus.OpenConfig(context.Background(), redisbackend.Name, cfg, bus.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		return err
@@ -217,7 +217,7 @@ func TestConsumerKilledWithPending(t *testing.T) {
 	c := srv.Client()
 	defer c.Close()
 	cfg := testConfig(srv.Addr())
-	cfg.MinIdle = 500 * time.Millisecond
+	cfg.Consumer.MinIdle = 500 * time.Millisecond
 	topic := "killed"
 	ps := newPubSub(t, cfg)
 	require.NoError(t, c.XGroupCreateMkStream(context.Background(), topic, cfg.ConsumerGroup, "0").Err())
@@ -263,15 +263,15 @@ func TestConsumerKilledWithPending(t *testing.T) {
 	t.Logf("published 200, handled all, lost 0, duplicates %d", got.duplicates())
 }
 
-// maxlen trims the stream on publish; pending entries of a stopped consumer that were trimmed
+// publisher.max_len trims the stream on publish; pending entries of a stopped consumer that were trimmed
 // before anyone acked them are reported with their ids when claimed, never dropped silently.
 func TestTrimmedPendingEntriesAreReported(t *testing.T) {
 	srv := startServer(t, false)
 	c := srv.Client()
 	defer c.Close()
 	cfg := testConfig(srv.Addr())
-	cfg.MinIdle = 200 * time.Millisecond
-	cfg.MaxLen = 10
+	cfg.Consumer.MinIdle = 200 * time.Millisecond
+	cfg.Publisher.MaxLen = 10
 	losses := recordLosses(cfg)
 	ps := newPubSub(t, cfg)
 	topic := "trimmed"
@@ -282,10 +282,10 @@ func TestTrimmedPendingEntriesAreReported(t *testing.T) {
 	}).Result()
 	require.NoError(t, err)
 	require.Len(t, res[0].Messages, 5)
-	publishN(t, ps.pub, topic, "new", 1000) // maxlen ~10 trims the five pending ones away
+	publishN(t, ps.pub, topic, "new", 1000) // max_len ~10 trims the five pending ones away
 	n, err := c.XLen(context.Background(), topic).Result()
 	require.NoError(t, err)
-	assert.Less(t, n, int64(1000), "the stream is trimmed (approximately) to maxlen")
+	assert.Less(t, n, int64(1000), "the stream is trimmed (approximately) to max_len")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

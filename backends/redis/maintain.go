@@ -12,7 +12,7 @@ import (
 // data loss cost), renews this consumer's hold on the entries it has, claims entries other
 // consumers left idle, and removes consumers that are gone and have nothing pending.
 func (sub *subscription) maintain(ctx context.Context) {
-	t := time.NewTicker(sub.cfg.ClaimInterval)
+	t := time.NewTicker(sub.cfg.Consumer.ClaimInterval)
 	defer t.Stop()
 	sub.observeLag(ctx)
 	sub.claim(ctx) // entries a stopped consumer left are taken over at start, not a tick later
@@ -63,7 +63,7 @@ func (sub *subscription) observeLag(ctx context.Context) {
 // with JUSTID does not count as a delivery; an entry another consumer claimed meanwhile has a
 // short idle time and stays where it is.
 func (sub *subscription) renew(ctx context.Context) {
-	third := sub.cfg.MinIdle / 3
+	third := sub.cfg.Consumer.MinIdle / 3
 	ids := sub.held.renew(time.Now().Add(-third), 10000)
 	if len(ids) == 0 {
 		return
@@ -86,7 +86,7 @@ func (sub *subscription) claim(ctx context.Context) {
 	for range 1000 { // bounded per tick; the next tick continues
 		cctx, cancel := sub.cmdCtx(ctx)
 		res, err := sub.s.client.Do(cctx, "XAUTOCLAIM", sub.stream, sub.group, sub.consumer,
-			sub.cfg.MinIdle.Milliseconds(), cursor, "COUNT", sub.cfg.ClaimBatch).Result()
+			sub.cfg.Consumer.MinIdle.Milliseconds(), cursor, "COUNT", sub.cfg.Consumer.ClaimBatch).Result()
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil && !isNoGroup(err) {
@@ -195,13 +195,13 @@ return removed
 // reapConsumers removes consumers idle longer than ConsumerTimeout with nothing pending, so that
 // names of instances that are gone do not pile up in the group.
 func (sub *subscription) reapConsumers(ctx context.Context) {
-	if sub.cfg.ConsumerTimeout <= 0 {
+	if sub.cfg.Consumer.ConsumerTimeout <= 0 {
 		return
 	}
 	cctx, cancel := sub.cmdCtx(ctx)
 	defer cancel()
 	res, err := reapScript.Run(cctx, sub.s.client, []string{sub.stream},
-		sub.group, sub.cfg.ConsumerTimeout.Milliseconds(), sub.consumer).StringSlice()
+		sub.group, sub.cfg.Consumer.ConsumerTimeout.Milliseconds(), sub.consumer).StringSlice()
 	if err != nil {
 		if ctx.Err() == nil {
 			sub.log.Warn("redis: removing idle consumers failed", "err", err)

@@ -23,9 +23,9 @@ func TestPubSub(t *testing.T) {
 	newPubSub := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 		cfg := testConfig(srv.Addr())
 		cfg.ConsumerGroup = group
-		cfg.ReadBatch = 50
-		cfg.MinIdle = 5 * time.Second
-		cfg.DrainTimeout = time.Second
+		cfg.Consumer.ReadBatch = 50
+		cfg.Consumer.MinIdle = 5 * time.Second
+		cfg.Consumer.DrainTimeout = time.Second
 		b, _ := openBus(t, cfg)
 		return b.Publisher, b.Subscriber
 	}

@@ -89,7 +89,7 @@ func NewSubscriber(client redis.UniversalClient, cfg Config, logger *slog.Logger
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	start, _ := startID(cfg.StartFrom)
+	start, _ := startID(cfg.Consumer.StartFrom)
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -196,7 +196,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if s.closed {
 		return nil, ErrSubscriberClosed
 	}
-	consumer, release := consumerNames.acquire(topic, s.group, s.cfg.consumerName())
+	consumer, release := consumerNames.acquire(topic, s.group, s.cfg.Consumer.consumerName())
 	sub := newSubscription(s, topic, consumer)
 	s.active[sub] = struct{}{}
 	s.subs.Add(1)

@@ -21,9 +21,9 @@ func TestRestartedConsumerReadsOwnPendingFirst(t *testing.T) {
 	c := needBroker(t, sharedAddr)
 	topic := prefix(t, c) + "own"
 	cfg := testConfig(sharedAddr)
-	cfg.ConsumerName = "pod-1"
-	cfg.MinIdle = time.Hour // no claiming in this test
-	cfg.DrainTimeout = 100 * time.Millisecond
+	cfg.Consumer.ConsumerName = "pod-1"
+	cfg.Consumer.MinIdle = time.Hour // no claiming in this test
+	cfg.Consumer.DrainTimeout = 100 * time.Millisecond
 	first, _ := openBus(t, cfg)
 	ids := publishN(t, first.Publisher, topic, "m", 3)
 
@@ -76,7 +76,7 @@ func TestPipeliningWindow(t *testing.T) {
 	c := needBroker(t, sharedAddr)
 	topic := prefix(t, c) + "window"
 	cfg := testConfig(sharedAddr)
-	cfg.MaxInFlight = 4
+	cfg.Consumer.MaxInFlight = 4
 	b, _ := openBus(t, cfg, bus.Require(bus.Pipelining))
 	assert.True(t, b.Capabilities().Pipelining)
 	publishN(t, b.Publisher, topic, "m", 6)
@@ -129,7 +129,7 @@ func TestStartFromNewestAndTime(t *testing.T) {
 
 	// a time: the first entry at or after it.
 	cfg2 := testConfig(sharedAddr)
-	cfg2.StartFrom = time.UnixMilli(2000).UTC().Format(time.RFC3339Nano)
+	cfg2.Consumer.StartFrom = time.UnixMilli(2000).UTC().Format(time.RFC3339Nano)
 	b2, _ := openBus(t, cfg2)
 	msgs2, err := b2.Subscriber.Subscribe(ctx, topic)
 	require.NoError(t, err)
@@ -158,7 +158,7 @@ func TestCapabilitiesFollowServerPersistence(t *testing.T) {
 	assert.Contains(t, caps.Notes[bus.Persistence], "appendonly is off")
 	assert.False(t, caps.PerKeyOrdering)
 	assert.False(t, caps.Pipelining)
-	assert.Positive(t, caps.MaxMessageBytes)
+	assert.Equal(t, 1<<20, caps.MaxMessageBytes, "redis.publisher.max_message_bytes's default")
 
 	_, err := bus.OpenConfig(context.Background(), redisbackend.Name, testConfig(sharedAddr), bus.WithLogger(testLogger()), bus.Require(bus.Persistence))
 	require.ErrorIs(t, err, bus.ErrNotSupported)

@@ -62,8 +62,8 @@ func newSubscription(s *Subscriber, stream, consumer string) *subscription {
 		out:      make(chan *message.Message),
 		raw:      make(chan []entry, 1),
 		batches:  make(chan []entry, 1),
-		retry:    make(chan entry, cfg.MaxInFlight),
-		window:   make(chan struct{}, cfg.MaxInFlight),
+		retry:    make(chan entry, cfg.Consumer.MaxInFlight),
+		window:   make(chan struct{}, cfg.Consumer.MaxInFlight),
 		acks:     make(chan string, ackQueue),
 		held:     heldSet{since: map[string]time.Time{}},
 	}
@@ -96,7 +96,7 @@ func (sub *subscription) run(parent context.Context) {
 	defer cancelDrain()
 	go func() {
 		<-ctx.Done()
-		t := time.NewTimer(sub.cfg.DrainTimeout)
+		t := time.NewTimer(sub.cfg.Consumer.DrainTimeout)
 		defer t.Stop()
 		select {
 		case <-t.C:
@@ -161,7 +161,7 @@ func (sub *subscription) deliver(ctx, drain context.Context, watchers *sync.Wait
 			cancel()
 			return // the entry stays pending on this consumer and is read again later
 		}
-		if sub.cfg.MaxInFlight == 1 {
+		if sub.cfg.Consumer.MaxInFlight == 1 {
 			// One message out at a time: wait for its verdict here rather than in a goroutine
 			// of its own, which saves a hand-off per message.
 			select {
@@ -200,8 +200,8 @@ func (sub *subscription) watch(ctx, drain context.Context, e entry) {
 		<-sub.window
 	case <-e.msg.Nacked():
 		sub.s.n.nacked.Add(1)
-		if sub.cfg.NackResendDelay > 0 {
-			t := time.NewTimer(sub.cfg.NackResendDelay)
+		if sub.cfg.Consumer.NackDelay > 0 {
+			t := time.NewTimer(sub.cfg.Consumer.NackDelay)
 			select {
 			case <-t.C:
 			case <-ctx.Done():
@@ -272,7 +272,7 @@ func (sub *subscription) xack(ids []string) {
 		sub.s.n.ackErrors.Add(1)
 		if sub.stopped.Err() != nil {
 			if deadline.IsZero() {
-				deadline = time.Now().Add(sub.cfg.DrainTimeout)
+				deadline = time.Now().Add(sub.cfg.Consumer.DrainTimeout)
 			}
 			if time.Now().After(deadline) {
 				sub.log.Error("redis: giving up acking entries on close; they stay pending and will be delivered again",
@@ -296,11 +296,11 @@ func (sub *subscription) read(ctx context.Context) {
 			Group:    sub.group,
 			Consumer: sub.consumer,
 			Streams:  []string{sub.stream, cursor},
-			Count:    int64(sub.cfg.ReadBatch),
+			Count:    int64(sub.cfg.Consumer.ReadBatch),
 			Block:    -1,
 		}
 		if cursor == ">" {
-			args.Block = sub.cfg.BlockTime
+			args.Block = sub.cfg.Consumer.BlockTime
 		}
 		res, err := sub.s.client.XReadGroup(ctx, args).Result()
 		switch {

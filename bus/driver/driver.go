@@ -28,7 +28,7 @@ type Driver[C any] interface {
 type StartFrom string
 
 const (
-	// StartDefault leaves the choice to the backend's configuration (start_from).
+	// StartDefault leaves the choice to the backend's configuration (consumer.start_from).
 	StartDefault StartFrom = ""
 	// StartOldest reads from the oldest message the broker retains.
 	StartOldest StartFrom = "oldest"
@@ -60,7 +60,7 @@ type Options struct {
 	// TemporaryGroup marks ConsumerGroup as throwaway (a CLI session, a demo run): the driver
 	// may let the broker drop the group's state once unused, or remove it on Close.
 	TemporaryGroup bool
-	// MaxInFlight, when positive, replaces the configured max_in_flight: a subscriber that
+	// MaxInFlight, when positive, replaces the configured consumer.max_in_flight: a subscriber that
 	// hands out up to this many messages before earlier ones are acked (Pipelining). A driver
 	// that cannot pipeline ignores it and does not declare Pipelining.
 	MaxInFlight int

@@ -21,8 +21,9 @@ var (
 	// may help.
 	ErrUnavailable = errors.New("broker unavailable")
 
-	// ErrTooLarge: a message exceeds the backend's size limit (Kafka message.max.bytes, the
-	// configured max_message_bytes).
+	// ErrTooLarge: a message exceeds the backend's size limit: the section's
+	// publisher.max_message_bytes, checked before sending, or the broker's own (Kafka's
+	// message.max.bytes).
 	ErrTooLarge = errors.New("message too large")
 
 	// ErrInvalidEvent: an event cannot be sent as is (no type, a reserved header, a bad topic

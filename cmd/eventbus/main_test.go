@@ -155,6 +155,29 @@ router:
 	assert.NotContains(t, errOut, "panic")
 }
 
+// TestConfigValidateNamesRenamedKeys: a file written for an earlier version fails at each old
+// key's line, naming the key that replaced it.
+func TestConfigValidateNamesRenamedKeys(t *testing.T) {
+	path := writeFile(t, "eventbus.yaml", `backend: kafka
+kafka:
+  initial_offset: newest
+  producer: {acks: all}
+  consumer: {nack_resend_delay: 1s}
+`)
+	code, out, errOut := cli(t, context.Background(), "", "config", "validate", "--config", path)
+	assert.Equal(t, 1, code)
+	assert.Empty(t, out)
+	want := []string{
+		path + ":3: kafka.initial_offset: renamed to kafka.consumer.start_from",
+		path + ":4: kafka.producer: renamed to kafka.publisher",
+		path + ":5: kafka.consumer.nack_resend_delay: renamed to kafka.consumer.nack_delay",
+	}
+	for i := range want {
+		want[i] = "eventbus: " + want[i]
+	}
+	assert.Equal(t, want, strings.Split(strings.TrimSpace(errOut), "\n"))
+}
+
 func TestConfigValidateUnknownBackendAndMissingFile(t *testing.T) {
 	path := writeFile(t, "eventbus.yaml", "backend: kafak\n")
 	code, _, errOut := cli(t, context.Background(), "", "config", "validate", "--config", path)
@@ -184,6 +207,9 @@ func TestConfigPrintRedactsSecretsAndShowsDefaults(t *testing.T) {
 	assert.NotContains(t, out+errOut, "hunter2-secret")
 	assert.Contains(t, out, "password: '[redacted]'")
 	assert.Contains(t, out, "acks: all", "defaults are shown")
+	assert.Contains(t, out, "  publisher:\n    acks: all\n")
+	assert.Contains(t, out, "    max_message_bytes: 1000000\n")
+	assert.Contains(t, out, "  consumer:\n    start_from: oldest\n    max_in_flight: 0\n    nack_delay: 100ms\n    drain_timeout: 5s\n")
 	assert.Contains(t, out, "close_timeout: 30s")
 	assert.Contains(t, out, "- k1:9092")
 }

@@ -87,5 +87,7 @@ func TestConfigPrintRedactsRedisPassword(t *testing.T) {
 	require.Equal(t, 0, code, "stderr: %s", errOut)
 	assert.NotContains(t, out, "hunter2")
 	assert.Contains(t, out, "[redacted]")
-	assert.Contains(t, out, "read_batch: 100")
+	assert.Contains(t, out, "  consumer:\n    start_from: oldest\n    max_in_flight: 1\n    nack_delay: 100ms\n    drain_timeout: 10s\n")
+	assert.Contains(t, out, "    read_batch: 100\n")
+	assert.Contains(t, out, "  publisher:\n    max_len: 0\n    max_message_bytes: 1048576\n")
 }

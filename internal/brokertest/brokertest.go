@@ -62,14 +62,14 @@ func KafkaConfig(addr, group string, window int, partitions int32) *kafka.Config
 	cfg.Consumer.HeartbeatInterval = 500 * time.Millisecond
 	cfg.Consumer.RebalanceTimeout = 3 * time.Second
 	cfg.Consumer.DrainTimeout = time.Second
-	cfg.Consumer.NackResendDelay = 20 * time.Millisecond
+	cfg.Consumer.NackDelay = 20 * time.Millisecond
 	cfg.Topics.Partitions = partitions
 	return cfg
 }
 
 // KafkaYAML is the kafka: section of KafkaConfig, for tests that go through a config file.
 func KafkaYAML(addr string) string {
-	return fmt.Sprintf("kafka:\n  brokers: [%s]\n  consumer: {session_timeout: 3s, heartbeat_interval: 500ms, rebalance_timeout: 3s, drain_timeout: 1s, nack_resend_delay: 20ms}\n", addr)
+	return fmt.Sprintf("kafka:\n  brokers: [%s]\n  consumer: {session_timeout: 3s, heartbeat_interval: 500ms, rebalance_timeout: 3s, drain_timeout: 1s, nack_delay: 20ms}\n", addr)
 }
 
 // Redis returns a client of the shared Redis, closed when the test ends.

@@ -1,0 +1,95 @@
+package kafka_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/eventbus-go/eventbus/backends/kafka"
+	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/config"
+)
+
+// sizedEvent is an event whose record is exactly size bytes as publisher.max_message_bytes
+// counts them.
+func sizedEvent(t *testing.T, topic, id string, size int) bus.Event {
+	t.Helper()
+	ev := bus.Event{ID: id, Type: "size.v1", Source: "test", Time: time.Unix(1, 0).UTC()}
+	msg, err := bus.NewMessage(ev, bus.JSON)
+	require.NoError(t, err)
+	n := size - kafka.RecordBytes(topic, msg)
+	require.Positive(t, n)
+	ev.Data = bytes.Repeat([]byte("x"), n)
+	msg, err = bus.NewMessage(ev, bus.JSON)
+	require.NoError(t, err)
+	require.Equal(t, size, kafka.RecordBytes(topic, msg))
+	return ev
+}
+
+// TestPublishRefusesOversizeRecord: a record over publisher.max_message_bytes fails with
+// bus.ErrTooLarge, naming the message, its size, the limit and the key, and never reaches the
+// broker; one exactly at the limit goes through.
+func TestPublishRefusesOversizeRecord(t *testing.T) {
+	const limit = 4096
+	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, "kafka:\n  brokers: [%s]\n  publisher: {max_message_bytes: %d}\n", startBroker(t), limit))
+	require.NoError(t, err)
+	b, err := bus.Open(context.Background(), cfg, bus.WithLogger(testLogger()))
+	require.NoError(t, err)
+	defer b.Close()
+	assert.Equal(t, limit, b.Capabilities().MaxMessageBytes)
+	topic := "sized-" + watermill.NewShortUUID()
+
+	err = b.Publish(context.Background(), topic, sizedEvent(t, topic, "big", limit+1))
+	require.ErrorIs(t, err, bus.ErrTooLarge)
+	for _, want := range []string{"message big", topic, "4097 bytes", "limit of 4096", "kafka.publisher.max_message_bytes"} {
+		assert.Contains(t, err.Error(), want)
+	}
+	require.NoError(t, b.Publish(context.Background(), topic, sizedEvent(t, topic, "fits", limit)))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	msgs, err := b.Subscriber.Subscribe(ctx, topic)
+	require.NoError(t, err)
+	m := receive(t, ctx, msgs)
+	assert.Equal(t, "fits", m.UUID, "the refused record reached the topic")
+	m.Ack()
+}
+
+// TestBrokerSizeLimitIsErrTooLarge: a record under publisher.max_message_bytes that the broker
+// refuses as too large (the topic's max.message.bytes is smaller) fails with bus.ErrTooLarge.
+func TestBrokerSizeLimitIsErrTooLarge(t *testing.T) {
+	addr := startBroker(t)
+	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, "kafka:\n  brokers: [%s]\n  publisher: {max_message_bytes: 100000, retries: 0}\n", addr))
+	require.NoError(t, err)
+	b, err := bus.Open(context.Background(), cfg, bus.WithLogger(testLogger()))
+	require.NoError(t, err)
+	defer b.Close()
+	topic := "small-" + watermill.NewShortUUID()
+	createTopic(t, addr, topic, map[string]*string{"max.message.bytes": ptr("1000")})
+
+	err = b.Publish(context.Background(), topic, sizedEvent(t, topic, "big", 5000))
+	require.ErrorIs(t, err, bus.ErrTooLarge)
+	require.ErrorIs(t, err, sarama.ErrMessageSizeTooLarge)
+	assert.Contains(t, err.Error(), "message big")
+	assert.Contains(t, err.Error(), "kafka.publisher.max_message_bytes")
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// createTopic creates topic with one partition and the given topic configs.
+func createTopic(t *testing.T, addr, topic string, configs map[string]*string) {
+	t.Helper()
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V2_8_0_0
+	admin, err := sarama.NewClusterAdmin([]string{addr}, sc)
+	require.NoError(t, err)
+	defer admin.Close()
+	require.NoError(t, admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1, ConfigEntries: configs}, false))
+}
