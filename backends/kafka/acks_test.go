@@ -41,7 +41,7 @@ func TestAcksReachTheBroker(t *testing.T) {
 
 			cfg := kafka.DefaultConfig()
 			cfg.Brokers = cluster.ListenAddrs()
-			cfg.Producer.Acks = tc.acks
+			cfg.Publisher.Acks = tc.acks
 			b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(testLogger()))
 			require.NoError(t, err)
 			defer b.Close()
