@@ -32,3 +32,17 @@ var (
 	// ErrUnknownBackend: no driver is registered under the name.
 	ErrUnknownBackend = errors.New("unknown backend")
 )
+
+// classes are the portable classes ClassOf looks for, most specific first.
+var classes = []error{ErrClosed, ErrUnauthorized, ErrTooLarge, ErrInvalidEvent, ErrNotSupported, ErrUnavailable}
+
+// ClassOf returns the portable class err already wraps (ErrClosed, ErrUnauthorized,
+// ErrUnavailable, ...), or nil. Drivers use it to avoid wrapping an error in a class twice.
+func ClassOf(err error) error {
+	for _, c := range classes {
+		if errors.Is(err, c) {
+			return c
+		}
+	}
+	return nil
+}
