@@ -76,7 +76,11 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 	}
 	server, err := inspectServer(ctx, client, cfg.WriteTimeout+cfg.ReadTimeout)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("connect to redis %v: %w", cfg.Addrs, err), client.Close())
+		err = classify(fmt.Sprintf("connect to redis %v", cfg.Addrs), err)
+		if errors.Is(err, driver.ErrUnavailable) {
+			err = fmt.Errorf("%w (is a Redis server up there?)", err)
+		}
+		return nil, errors.Join(err, client.Close())
 	}
 	if !server.persistent {
 		logger.Warn("redis keeps streams only in memory: a restart loses every entry and consumer group; "+
@@ -264,12 +268,12 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
-		return errors.New("redis publisher closed")
+		return fmt.Errorf("redis publisher %w", driver.ErrClosed)
 	}
 	if topic == "" {
 		return errors.New("publish: topic (stream key) is empty")
 	}
-	return p.next.Publish(topic, msgs...)
+	return classify("", p.next.Publish(topic, msgs...))
 }
 
 func (p *publisher) Close() error {
