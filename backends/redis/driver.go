@@ -75,6 +75,10 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		return nil, err
 	}
 	server, err := inspectServer(ctx, client, cfg.WriteTimeout+cfg.ReadTimeout)
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		// go-redis reports the deadline, not the dial errors it retried through.
+		err = fmt.Errorf("no answer within %s: %w", cfg.WriteTimeout+cfg.ReadTimeout, err)
+	}
 	if err != nil {
 		err = classify(fmt.Sprintf("connect to redis %v", cfg.Addrs), err)
 		if errors.Is(err, driver.ErrUnavailable) {
