@@ -31,6 +31,7 @@
 //     brokers; a Publish fails with it once the producer's retries are spent.
 //   - bus.ErrClosed: Publish after the publisher's Close, Subscribe after the subscriber's,
 //     sarama.ErrClosedClient and sarama.ErrShuttingDown.
+//   - bus.ErrInvalidEvent: INVALID_TOPIC_EXCEPTION (17), a topic name Kafka does not accept.
 //
 // A broker that drops the connection on a failed SASL authentication instead of answering
 // with code 58 (SASL v0 handshakes, some test brokers) is seen by Sarama as EOF, hence

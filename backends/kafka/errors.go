@@ -19,9 +19,10 @@ var errClosed = fmt.Errorf("kafka: %w", driver.ErrClosed)
 // developer's machine is that no broker was started.
 const devBrokerHint = "is a Kafka broker up there? `eventbus dev` serves one on 127.0.0.1:9092"
 
-// classOf returns the portable error class (driver.ErrUnauthorized, ErrUnavailable, ErrClosed)
-// of an error from Sarama or watermill-kafka, or nil when it has none. Only Sarama's typed
-// errors and the standard library's network errors are looked at, never the message text:
+// classOf returns the portable error class (driver.ErrUnauthorized, ErrUnavailable, ErrClosed,
+// ErrInvalidEvent) of an error from Sarama or watermill-kafka, or nil when it has none. Only
+// Sarama's typed errors and the standard library's network errors are looked at, never the
+// message text:
 //
 //   - ErrUnauthorized: the broker's error codes SASL_AUTHENTICATION_FAILED (58),
 //     UNSUPPORTED_SASL_MECHANISM (33), ILLEGAL_SASL_STATE (34) and the TOPIC_, GROUP_, CLUSTER_
@@ -33,6 +34,7 @@ const devBrokerHint = "is a Kafka broker up there? `eventbus dev` serves one on 
 //     NOT_ENOUGH_REPLICAS (19, 20) and KAFKA_STORAGE_ERROR (56), and any net.Error,
 //     connection refused or reset, or EOF from the socket.
 //   - ErrClosed: sarama.ErrClosedClient and sarama.ErrShuttingDown.
+//   - ErrInvalidEvent: INVALID_TOPIC_EXCEPTION (17), a topic name Kafka does not accept.
 //
 // An authorization error wins over unavailability: Sarama wraps a SASL failure from every
 // seed broker in ErrOutOfBrokers.
@@ -50,6 +52,8 @@ func classOf(err error) error {
 		return driver.ErrUnauthorized
 	case isAny(err, sarama.ErrClosedClient, sarama.ErrShuttingDown):
 		return driver.ErrClosed
+	case isAny(err, sarama.ErrInvalidTopic):
+		return driver.ErrInvalidEvent
 	case isAny(err, sarama.ErrOutOfBrokers, sarama.ErrNotConnected, sarama.ErrControllerNotAvailable,
 		sarama.ErrLeaderNotAvailable, sarama.ErrNotLeaderForPartition, sarama.ErrRequestTimedOut,
 		sarama.ErrBrokerNotAvailable, sarama.ErrNetworkException, sarama.ErrConsumerCoordinatorNotAvailable,

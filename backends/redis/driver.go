@@ -275,7 +275,7 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 		return fmt.Errorf("redis publisher %w", driver.ErrClosed)
 	}
 	if topic == "" {
-		return errors.New("publish: topic (stream key) is empty")
+		return fmt.Errorf("publish: topic (stream key) is empty: %w", driver.ErrInvalidEvent)
 	}
 	return classify("", p.next.Publish(topic, msgs...))
 }

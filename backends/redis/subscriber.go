@@ -177,7 +177,7 @@ func (s *Subscriber) createGroup(ctx context.Context, stream, id string) (create
 // (or DrainTimeout passed) and their acks flushed.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	if topic == "" {
-		return nil, errors.New("subscribe: topic (stream key) is empty")
+		return nil, fmt.Errorf("subscribe: topic (stream key) is empty: %w", driver.ErrInvalidEvent)
 	}
 	if s.isClosed() {
 		return nil, ErrSubscriberClosed
