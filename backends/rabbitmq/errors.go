@@ -2,7 +2,6 @@ package rabbitmq
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"syscall"
@@ -54,21 +53,6 @@ func classOf(err error) error {
 	return nil
 }
 
-// classify puts err's portable class in its chain, after what when what is not empty: "what:
-// class: err". err is returned as it is when it has no class or already wraps one.
-func classify(what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	c := classOf(err)
-	switch {
-	case c == nil || errors.Is(err, c):
-		if what == "" {
-			return err
-		}
-		return fmt.Errorf("%s: %w", what, err)
-	case what == "":
-		return fmt.Errorf("%w: %w", c, err)
-	}
-	return fmt.Errorf("%s: %w: %w", what, c, err)
-}
+// classify puts err's portable class in its chain, after what when what is not empty (see
+// driver.Wrap).
+func classify(what string, err error) error { return driver.Wrap(what, classOf(err), err) }

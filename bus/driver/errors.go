@@ -1,6 +1,9 @@
 package driver
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // The portable error classes. Every driver maps its client's errors onto them (wrapping, so the
 // client's own error stays in the chain for errors.As), so that a caller can react the same way
@@ -45,4 +48,24 @@ func ClassOf(err error) error {
 		}
 	}
 	return nil
+}
+
+// Wrap puts class in err's chain, after what when what is not empty: "what: class: err", so
+// that errors.Is finds the class and errors.As still finds the client's error. A driver calls
+// it with the class its own mapping found for err. When class is nil, or err already wraps a
+// portable class, err is only prefixed with what (or returned as it is when what is empty).
+func Wrap(what string, class, err error) error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case class == nil || ClassOf(err) != nil:
+		if what == "" {
+			return err
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	case what == "":
+		return fmt.Errorf("%w: %w", class, err)
+	}
+	return fmt.Errorf("%s: %w: %w", what, class, err)
 }
