@@ -30,7 +30,7 @@
 //     reset, dial timeout) or EOF. Open fails with it when no broker answers, naming the
 //     brokers; a Publish fails with it once the producer's retries are spent.
 //   - bus.ErrClosed: Publish after the publisher's Close, Subscribe after the subscriber's,
-//     sarama.ErrClosedClient and sarama.ErrShuttingDown.
+//     sarama.ErrClosedClient, ErrClosedConsumerGroup and ErrShuttingDown.
 //   - bus.ErrInvalidEvent: INVALID_TOPIC_EXCEPTION (17), a topic name Kafka does not accept.
 //
 // A broker that drops the connection on a failed SASL authentication instead of answering

@@ -12,8 +12,11 @@ import (
 	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
-// errClosed is what the publisher and subscriber return once closed.
-var errClosed = fmt.Errorf("kafka: %w", driver.ErrClosed)
+// What the publisher and subscriber return once closed.
+var (
+	errPublisherClosed  = fmt.Errorf("kafka publisher %w", driver.ErrClosed)
+	errSubscriberClosed = fmt.Errorf("kafka subscriber %w", driver.ErrClosed)
+)
 
 // devBrokerHint ends the error of an Open that reached no broker: the usual cause on a
 // developer's machine is that no broker was started.
@@ -33,7 +36,7 @@ const devBrokerHint = "is a Kafka broker up there? `eventbus dev` serves one on 
 //     NETWORK_EXCEPTION (13), COORDINATOR_NOT_AVAILABLE (15), NOT_COORDINATOR (16),
 //     NOT_ENOUGH_REPLICAS (19, 20) and KAFKA_STORAGE_ERROR (56), and any net.Error,
 //     connection refused or reset, or EOF from the socket.
-//   - ErrClosed: sarama.ErrClosedClient and sarama.ErrShuttingDown.
+//   - ErrClosed: sarama.ErrClosedClient, ErrClosedConsumerGroup and ErrShuttingDown.
 //   - ErrInvalidEvent: INVALID_TOPIC_EXCEPTION (17), a topic name Kafka does not accept.
 //
 // An authorization error wins over unavailability: Sarama wraps a SASL failure from every
@@ -50,7 +53,7 @@ func classOf(err error) error {
 		sarama.ErrTopicAuthorizationFailed, sarama.ErrGroupAuthorizationFailed, sarama.ErrClusterAuthorizationFailed,
 		sarama.ErrTransactionalIDAuthorizationFailed):
 		return driver.ErrUnauthorized
-	case isAny(err, sarama.ErrClosedClient, sarama.ErrShuttingDown):
+	case isAny(err, sarama.ErrClosedClient, sarama.ErrClosedConsumerGroup, sarama.ErrShuttingDown):
 		return driver.ErrClosed
 	case isAny(err, sarama.ErrInvalidTopic):
 		return driver.ErrInvalidEvent

@@ -69,7 +69,7 @@ func (s *pipelineSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("subscribe to %s: subscriber %w", topic, errClosed)
+		return nil, fmt.Errorf("subscribe to %s: %w", topic, errSubscriberClosed)
 	}
 	s.subs.Add(1)
 	s.mu.Unlock()

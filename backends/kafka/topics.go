@@ -70,7 +70,7 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
-		return fmt.Errorf("publisher %w", errClosed)
+		return errPublisherClosed
 	}
 	if p.creator != nil {
 		if err := p.creator.ensure(topic); err != nil {
@@ -108,7 +108,7 @@ type subscriber struct {
 
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	if s.isClosed() {
-		return nil, fmt.Errorf("subscribe to %s: subscriber %w", topic, errClosed)
+		return nil, fmt.Errorf("subscribe to %s: %w", topic, errSubscriberClosed)
 	}
 	if s.creator != nil {
 		if err := s.creator.ensure(topic); err != nil {
@@ -118,7 +118,7 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	msgs, err := s.next.Subscribe(ctx, topic)
 	if err != nil && s.isClosed() {
 		// Closed while subscribing: the adapter's own error for it is a bare string.
-		return nil, fmt.Errorf("subscribe to %s: subscriber %w (%w)", topic, errClosed, err)
+		return nil, fmt.Errorf("subscribe to %s: %w (%w)", topic, errSubscriberClosed, err)
 	}
 	if err != nil {
 		return nil, classify(fmt.Sprintf("subscribe to %s", topic), err)
