@@ -108,7 +108,11 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		OverwriteSaramaConfig: sc,
 	}, wlog)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("connect producer to %v: %w", cfg.Brokers, err), closeAll())
+		err = classify(fmt.Sprintf("connect producer to %v", cfg.Brokers), err)
+		if errors.Is(err, driver.ErrUnavailable) {
+			err = fmt.Errorf("%w (%s)", err, devBrokerHint)
+		}
+		return nil, errors.Join(err, closeAll())
 	}
 	var sub message.Subscriber
 	pipelined := cfg.Consumer.MaxInFlight > 0
@@ -124,7 +128,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 			ReconnectRetrySleep:   cfg.Consumer.ReconnectDelay,
 		}, wlog)
 		if err != nil {
-			return nil, errors.Join(err, pub.Close(), closeAll())
+			return nil, errors.Join(classify("create subscriber", err), pub.Close(), closeAll())
 		}
 	}
 

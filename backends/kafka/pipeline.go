@@ -62,9 +62,6 @@ func newPipelineSubscriber(cfg *Config, sc *sarama.Config, logger *slog.Logger) 
 	}
 }
 
-// errSubscriberClosed is returned by Subscribe after Close.
-var errSubscriberClosed = errors.New("kafka subscriber closed")
-
 // Subscribe joins the consumer group for topic and returns the channel its records arrive on.
 // The channel is closed after ctx is cancelled or Close is called, once the records already
 // handed out are drained.
@@ -72,7 +69,7 @@ func (s *pipelineSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil, errSubscriberClosed
+		return nil, fmt.Errorf("subscribe to %s: %w", topic, errSubscriberClosed)
 	}
 	s.subs.Add(1)
 	s.mu.Unlock()
@@ -80,12 +77,12 @@ func (s *pipelineSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 	client, err := sarama.NewClient(s.brokers, s.sc)
 	if err != nil {
 		s.subs.Done()
-		return nil, fmt.Errorf("subscribe to %s: connect to %v: %w", topic, s.brokers, err)
+		return nil, classify(fmt.Sprintf("subscribe to %s: connect to %v", topic, s.brokers), err)
 	}
 	group, err := sarama.NewConsumerGroupFromClient(s.group, client)
 	if err != nil {
 		s.subs.Done()
-		return nil, errors.Join(fmt.Errorf("subscribe to %s: join consumer group %s: %w", topic, s.group, err), client.Close())
+		return nil, errors.Join(classify(fmt.Sprintf("subscribe to %s: join consumer group %s", topic, s.group), err), client.Close())
 	}
 	sub := &subscription{
 		s:      s,

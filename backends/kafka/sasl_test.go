@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -13,6 +14,7 @@ import (
 	"github.com/eventbus-go/eventbus/backends/kafka"
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 // TestSASL authenticates with each mechanism the config offers against a broker that demands
@@ -29,11 +31,27 @@ func TestSASL(t *testing.T) {
 			cfg.Brokers = cluster.ListenAddrs()
 			cfg.SASL = kafka.SASLConfig{Mechanism: mechanism, Username: "lms", Password: config.Secret("s3cret")}
 			roundTrip(t, cfg)
-			// A wrong password is not exercised here: Sarama v1.38 (what watermill-kafka/v2
-			// pins) races on its SASL failure path (broker.go sets conn to nil while the
-			// response receiver reads it), which -race reports whatever eventbus does.
 		})
 	}
+}
+
+// TestSASLWrongPassword: a refused password fails Open with bus.ErrUnauthorized, Sarama's
+// ErrSASLAuthenticationFailed stays in the chain, and the password is not in the message. It
+// runs under -race: Shopify/sarama v1.38 raced on this failure path (broker.go set conn to nil
+// while the response receiver read it); IBM/sarama v1.61.1 does not.
+func TestSASLWrongPassword(t *testing.T) {
+	cfg := kafka.DefaultConfig()
+	cfg.Brokers = []string{brokertest.StartKafkaSASL(t, "lms", "s3cret")}
+	cfg.SASL = kafka.SASLConfig{Mechanism: "PLAIN", Username: "lms", Password: config.Secret("not-the-pass-9x")}
+	cfg.DialTimeout = time.Second
+	b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(testLogger()))
+	if b != nil {
+		_ = b.Close()
+	}
+	require.ErrorIs(t, err, bus.ErrUnauthorized)
+	assert.ErrorIs(t, err, sarama.ErrSASLAuthenticationFailed)
+	assert.NotErrorIs(t, err, bus.ErrUnavailable)
+	assert.NotContains(t, err.Error(), "not-the-pass-9x")
 }
 
 // roundTrip opens a bus on cfg, publishes one event and consumes it back.

@@ -32,14 +32,14 @@ func (t *topicCreator) ensure(topic string) error {
 	if t.admin == nil {
 		admin, err := sarama.NewClusterAdmin(t.brokers, t.sc)
 		if err != nil {
-			return fmt.Errorf("create topic %s: connect admin client: %w", topic, err)
+			return classify(fmt.Sprintf("create topic %s: connect admin client to %v", topic, t.brokers), err)
 		}
 		t.admin = admin
 	}
 	detail := t.detail
 	err := t.admin.CreateTopic(topic, &detail, false)
 	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
-		return fmt.Errorf("create topic %s (%d partitions, replication %d): %w", topic, detail.NumPartitions, detail.ReplicationFactor, err)
+		return classify(fmt.Sprintf("create topic %s (%d partitions, replication %d)", topic, detail.NumPartitions, detail.ReplicationFactor), err)
 	}
 	if t.created == nil {
 		t.created = map[string]bool{}
@@ -77,7 +77,7 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
-		return errors.New("kafka publisher closed")
+		return errPublisherClosed
 	}
 	for _, msg := range msgs {
 		if err := p.checkSize(topic, msg); err != nil {
@@ -94,7 +94,7 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 		return fmt.Errorf("publish to %s: the broker refused a record as too large: its message.max.bytes (or the topic's max.message.bytes) is below %s (%d): %w (%w)",
 			topic, maxBytesKey, p.maxBytes, driver.ErrTooLarge, err)
 	}
-	return err
+	return classify("", err)
 }
 
 // recordBytes is the size of msg's record as Sarama measures it against MaxMessageBytes.
@@ -149,17 +149,36 @@ type subscriber struct {
 }
 
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if s.isClosed() {
+		return nil, fmt.Errorf("subscribe to %s: %w", topic, errSubscriberClosed)
+	}
 	if s.creator != nil {
 		if err := s.creator.ensure(topic); err != nil {
 			return nil, err
 		}
 	}
 	msgs, err := s.next.Subscribe(ctx, topic)
-	if err != nil || !s.watermill {
-		return msgs, err
+	if err != nil && s.isClosed() {
+		// Closed while subscribing: the adapter's own error for it is a bare string.
+		return nil, fmt.Errorf("subscribe to %s: %w (%w)", topic, errSubscriberClosed, err)
+	}
+	if err != nil {
+		return nil, classify(fmt.Sprintf("subscribe to %s", topic), err)
+	}
+	if !s.watermill {
+		return msgs, nil
 	}
 	s.forwarders.Add(1)
 	return withPositions(ctx, s.closing, msgs, topic, s.group, s.forwarders.Done), nil
+}
+
+func (s *subscriber) isClosed() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
 }
 
 // SubscribeInitialize creates the topic (Watermill's message.SubscribeInitializer).

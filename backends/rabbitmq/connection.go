@@ -11,6 +11,8 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
 // Connection is an AMQP connection that stays up: when the broker closes it or the network
@@ -57,7 +59,11 @@ func dialConnection(role string, u amqp.URI, cfg amqp.Config, rc ReconnectConfig
 	}
 	conn, err := c.dial()
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", c.endpoint, err)
+		err = classify("connect to "+c.endpoint, err)
+		if errors.Is(err, driver.ErrUnavailable) {
+			err = fmt.Errorf("%w (is RabbitMQ up there?)", err)
+		}
+		return nil, err
 	}
 	c.setConnected(conn)
 	c.wg.Add(1)
@@ -185,7 +191,7 @@ func (c *Connection) current() (conn *amqp.Connection, gen uint64, reconnected <
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, 0, nil, fmt.Errorf("%w: connection to %s is closed", ErrNotConnected, c.endpoint)
+		return nil, 0, nil, fmt.Errorf("%s connection to %s %w", c.role, c.endpoint, driver.ErrClosed)
 	}
 	if c.conn == nil {
 		reason := "reconnecting"

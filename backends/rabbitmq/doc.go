@@ -47,4 +47,25 @@
 //
 // Bus.As gives the live *amqp091.Connection used for publishing (it changes after a reconnect)
 // or the *rabbitmq.Connection that keeps it up.
+//
+// # Errors
+//
+// Errors wrap the portable classes of package bus, with amqp091's *Error (its reply code and
+// text) or the network error left in the chain for errors.As. Only reply codes and typed errors
+// are read, never the message text:
+//
+//   - bus.ErrUnauthorized: 403 ACCESS_REFUSED (a wrong username or password, amqp091's
+//     ErrCredentials; no access to the vhost, ErrVhost; no shared SASL mechanism, ErrSASL; a
+//     permission missing on an exchange or queue) and 530 NOT_ALLOWED.
+//   - bus.ErrUnavailable: a net.Error (connection refused, reset, dial timeout), EOF, 320
+//     CONNECTION_FORCED (the broker closing the connection, on a restart say), 506
+//     RESOURCE_ERROR, 541 INTERNAL_ERROR, amqp091's ErrClosed, a channel lost before its
+//     confirms, and ErrNotConnected while the connection is being re-established (a Publish
+//     that gave up at its deadline wraps it). Open fails with it when nothing answers within
+//     dial_timeout, naming the broker.
+//   - bus.ErrClosed: ErrPublisherClosed and ErrSubscriberClosed, which Publish and Subscribe
+//     return after Close (and a Publish that Close interrupted).
+//
+// ErrNacked and ErrUnroutable have no portable class: no other backend refuses a message that
+// way.
 package rabbitmq

@@ -67,12 +67,14 @@ func TestFaults(t *testing.T) {
 		assert.Less(t, time.Since(start), 10*time.Second, "Publish must give up at its deadline")
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
 		assert.ErrorIs(t, err, rabbitmq.ErrNotConnected)
+		assert.ErrorIs(t, err, bus.ErrUnavailable, "the portable class of an outage")
 		assert.Contains(t, err.Error(), "message too-late")
 		assert.Contains(t, err.Error(), "not confirmed after")
 
 		// Without a deadline on the context, publisher.timeout bounds the wait.
 		err = b.Publish(context.Background(), topic, bus.Event{ID: "no-deadline", Type: "t", Source: "s"})
 		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.ErrorIs(t, err, bus.ErrUnavailable)
 		assert.Contains(t, err.Error(), "publisher.timeout 1.5s elapsed")
 	})
 
@@ -185,6 +187,7 @@ func TestFaults(t *testing.T) {
 		err = <-result
 		require.Error(t, err)
 		assert.True(t, errors.Is(err, rabbitmq.ErrPublisherClosed), "%v", err)
+		assert.ErrorIs(t, err, bus.ErrClosed, "closed, not unavailable, is what the caller must hear")
 		assert.Contains(t, err.Error(), "message interrupted")
 	})
 }

@@ -25,8 +25,9 @@ var (
 	// returned by the broker because it was published mandatory. It is not retried.
 	ErrUnroutable = errors.New("no queue is bound for the message (unroutable)")
 	// ErrPublisherClosed is returned by Publish after Close, and wrapped by the error of a
-	// Publish that Close interrupted before the broker confirmed its messages.
-	ErrPublisherClosed = errors.New("rabbitmq publisher closed")
+	// Publish that Close interrupted before the broker confirmed its messages. It wraps
+	// driver.ErrClosed.
+	ErrPublisherClosed = fmt.Errorf("rabbitmq publisher %w", driver.ErrClosed)
 )
 
 // confirmWindow is how many messages of one Publish call may await their confirms at once;
@@ -169,10 +170,10 @@ func (p *publisher) failure(ctx context.Context, topic string, msgs []*message.M
 		which = fmt.Sprintf("message %s (%d of %d; those before it are confirmed)", msgs[done].UUID, done+1, len(msgs))
 	}
 	if cause := context.Cause(ctx); cause != nil && retryable(err) {
-		return fmt.Errorf("publish %s to %s on %s: not confirmed after %d attempts in %s: %w (last error: %w)",
-			which, topic, p.conn.Endpoint(), attempts, time.Since(start).Round(time.Millisecond), cause, err)
+		return classify("", fmt.Errorf("publish %s to %s on %s: not confirmed after %d attempts in %s: %w (last error: %w)",
+			which, topic, p.conn.Endpoint(), attempts, time.Since(start).Round(time.Millisecond), cause, err))
 	}
-	return fmt.Errorf("publish %s to %s on %s: %w", which, topic, p.conn.Endpoint(), err)
+	return classify("", fmt.Errorf("publish %s to %s on %s: %w", which, topic, p.conn.Endpoint(), err))
 }
 
 // publishOnce publishes on one channel of the pool and returns how many messages, from the

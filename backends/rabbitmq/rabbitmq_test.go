@@ -359,8 +359,10 @@ func TestInvalidTopicsAreRefused(t *testing.T) {
 	for _, topic := range []string{"", "a.*", "orders.#", strings.Repeat("x", 201)} {
 		err := b.Publisher.Publish(topic, message.NewMessage("m", nil))
 		require.ErrorIs(t, err, rabbitmq.ErrInvalidTopic, topic)
+		require.ErrorIs(t, err, bus.ErrInvalidEvent, topic)
 		_, err = b.Subscriber.Subscribe(context.Background(), topic)
 		require.ErrorIs(t, err, rabbitmq.ErrInvalidTopic, topic)
+		require.ErrorIs(t, err, bus.ErrInvalidEvent, topic)
 	}
 }
 

@@ -15,8 +15,8 @@ import (
 	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
-// ErrSubscriberClosed is returned by Subscribe after Close.
-var ErrSubscriberClosed = errors.New("rabbitmq subscriber closed")
+// ErrSubscriberClosed is returned by Subscribe after Close. It wraps driver.ErrClosed.
+var ErrSubscriberClosed = fmt.Errorf("rabbitmq subscriber %w", driver.ErrClosed)
 
 // subscriber consumes each topic from its consumer group's queue (or the topic's stream). Each
 // subscription owns a goroutine that consumes, hands messages out, and re-subscribes on a new
@@ -67,7 +67,7 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	c, err := sub.open()
 	if err != nil && !retryable(err) {
 		s.subs.Done()
-		return nil, fmt.Errorf("subscribe to %s as group %q: %w", topic, s.group, err)
+		return nil, classify(fmt.Sprintf("subscribe to %s as group %q", topic, s.group), err)
 	}
 	if err != nil {
 		sub.logger.Warn("cannot consume yet; retrying in the background", "error", err)
@@ -86,11 +86,11 @@ func (s *subscriber) SubscribeInitialize(topic string) error {
 	defer cancel()
 	ch, err := s.conn.Channel(ctx)
 	if err != nil {
-		return err
+		return classify("", err)
 	}
 	defer ch.Close()
 	_, err = s.topo.declareQueue(ch, topic, s.group, s.temporary)
-	return err
+	return classify("", err)
 }
 
 // Close ends every subscription (messages not yet acked go back to their queue), waits for

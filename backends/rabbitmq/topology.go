@@ -7,11 +7,13 @@ import (
 	"unicode/utf8"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
 // ErrInvalidTopic is wrapped by Publish's and Subscribe's errors for a topic that cannot be
-// mapped onto RabbitMQ names.
-var ErrInvalidTopic = errors.New("invalid topic")
+// mapped onto RabbitMQ names. It wraps driver.ErrInvalidEvent.
+var ErrInvalidTopic = fmt.Errorf("%w: invalid topic", driver.ErrInvalidEvent)
 
 // topology maps topics and consumer groups onto RabbitMQ's exchanges, queues and bindings and
 // declares them. Declarations are idempotent; a declaration whose arguments differ from the

@@ -66,6 +66,21 @@
 // (XGROUP DESTROY) while its stream remains is read again from the oldest retained entry:
 // duplicates rather than loss.
 //
+// # Errors
+//
+// Errors wrap the portable classes of package bus, with go-redis's own error left in the chain
+// for errors.As. The classes are read with go-redis's typed checks (the server's error prefix),
+// never from our reading of the message:
+//
+//   - bus.ErrUnauthorized: NOAUTH and WRONGPASS (redis.IsAuthError: a wrong or missing
+//     password), NOPERM (redis.IsPermissionError: an ACL user without the command or key).
+//   - bus.ErrUnavailable: a net.Error (connection refused, reset, dial or read timeout), EOF,
+//     redis.ErrPoolTimeout, and the server's LOADING, MASTERDOWN, CLUSTERDOWN, TRYAGAIN and
+//     "max number of clients reached". Open fails with it when no server answers within
+//     write_timeout + read_timeout, naming the addresses.
+//   - bus.ErrClosed: Publish after the publisher's Close, Subscribe after the subscriber's
+//     (ErrSubscriberClosed), and redis.ErrClosed.
+//
 // # Observing it
 //
 // Bus.As gives the go-redis client (*redis.UniversalClient) and the *Subscriber, whose Stats

@@ -75,8 +75,16 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		return nil, err
 	}
 	server, err := inspectServer(ctx, client, cfg.WriteTimeout+cfg.ReadTimeout)
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		// go-redis reports the deadline, not the dial errors it retried through.
+		err = fmt.Errorf("no answer within %s: %w", cfg.WriteTimeout+cfg.ReadTimeout, err)
+	}
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("connect to redis %v: %w", cfg.Addrs, err), client.Close())
+		err = classify(fmt.Sprintf("connect to redis %v", cfg.Addrs), err)
+		if errors.Is(err, driver.ErrUnavailable) {
+			err = fmt.Errorf("%w (is a Redis server up there?)", err)
+		}
+		return nil, errors.Join(err, client.Close())
 	}
 	if !server.persistent {
 		logger.Warn("redis keeps streams only in memory: a restart loses every entry and consumer group; "+
@@ -270,10 +278,10 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
-		return errors.New("redis publisher closed")
+		return fmt.Errorf("redis publisher %w", driver.ErrClosed)
 	}
 	if topic == "" {
-		return errors.New("publish: topic (stream key) is empty")
+		return fmt.Errorf("publish: topic (stream key) is empty: %w", driver.ErrInvalidEvent)
 	}
 	// Every message is checked before the first is sent, so a refused batch leaves no trace.
 	for _, msg := range msgs {
@@ -282,7 +290,7 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 				msg.UUID, topic, size, p.maxBytes, driver.ErrTooLarge)
 		}
 	}
-	return p.next.Publish(topic, msgs...)
+	return classify("", p.next.Publish(topic, msgs...))
 }
 
 // messageBytes is what publisher.max_message_bytes counts: the payload plus the metadata keys

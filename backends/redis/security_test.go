@@ -91,7 +91,24 @@ func TestACLUserAndPassword(t *testing.T) {
 	roundTrip(t, good)
 
 	_, err = bus.Open(context.Background(), file.WithEnv(func(string) (string, bool) { return "not-the-pass-9x", true }), bus.WithLogger(testLogger()))
-	require.Error(t, err)
+	require.ErrorIs(t, err, bus.ErrUnauthorized)
 	assert.Contains(t, err.Error(), "WRONGPASS")
 	assert.NotContains(t, err.Error(), "not-the-pass-9x", "the password is not in the error")
+}
+
+// A user the server lets in but not write (ACL without XADD): Publish fails with
+// ErrUnauthorized, the server's NOPERM reply in the chain.
+func TestACLPermissionRefused(t *testing.T) {
+	srv := startServerWith(t, false,
+		[]string{"--user", "default", "off", "--user", "reader", "on", ">s3cret", "~*", "&*", "+@all", "-xadd"},
+		func(addr string) *goredis.Options {
+			return &goredis.Options{Addr: addr, Username: "reader", Password: "s3cret"}
+		})
+	cfg := testConfig(srv.Addr())
+	cfg.Username, cfg.Password = "reader", config.Secret("s3cret")
+	b, _ := openBus(t, cfg)
+	err := b.Publish(context.Background(), "secure", bus.Event{ID: "e1", Type: "t", Source: "s"})
+	require.ErrorIs(t, err, bus.ErrUnauthorized)
+	assert.NotErrorIs(t, err, bus.ErrUnavailable)
+	assert.True(t, goredis.IsPermissionError(err), "go-redis's error stays in the chain: %v", err)
 }

@@ -6,20 +6,21 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
 // ErrDataLoss is wrapped by the error of every DataLoss report.
 var ErrDataLoss = errors.New("redis lost stream data")
 
-// ErrSubscriberClosed is returned by Subscribe after Close.
-var ErrSubscriberClosed = errors.New("redis subscriber closed")
+// ErrSubscriberClosed is returned by Subscribe after Close. It wraps driver.ErrClosed.
+var ErrSubscriberClosed = fmt.Errorf("redis subscriber %w", driver.ErrClosed)
 
 // DataLoss reports entries that Redis no longer has for a consumer group: the group vanished
 // (the server restarted without persistence, FLUSHALL, the stream key was deleted or evicted)
@@ -163,12 +164,12 @@ func (s *Subscriber) createGroup(ctx context.Context, stream, id string) (create
 	switch {
 	case err == nil:
 		return true, nil
-	case strings.HasPrefix(err.Error(), "BUSYGROUP"):
+	case redis.HasErrorPrefix(err, "BUSYGROUP"):
 		return false, nil
-	case strings.HasPrefix(err.Error(), "WRONGTYPE"):
+	case redis.HasErrorPrefix(err, "WRONGTYPE"):
 		return false, fmt.Errorf("topic %s: the Redis key holds something other than a stream", stream)
 	}
-	return false, fmt.Errorf("create consumer group %s on stream %s: %w", s.group, stream, err)
+	return false, classify(fmt.Sprintf("create consumer group %s on stream %s", s.group, stream), err)
 }
 
 // Subscribe reads topic (a stream key) in the consumer group. The channel is closed when ctx is
@@ -176,7 +177,7 @@ func (s *Subscriber) createGroup(ctx context.Context, stream, id string) (create
 // (or DrainTimeout passed) and their acks flushed.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	if topic == "" {
-		return nil, errors.New("subscribe: topic (stream key) is empty")
+		return nil, fmt.Errorf("subscribe: topic (stream key) is empty: %w", driver.ErrInvalidEvent)
 	}
 	if s.isClosed() {
 		return nil, ErrSubscriberClosed

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -474,7 +473,7 @@ func (sub *subscription) lagAge() time.Duration {
 }
 
 func isNoGroup(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "NOGROUP")
+	return err != nil && redis.HasErrorPrefix(err, "NOGROUP")
 }
 
 // heldSet is the ids this subscription read and has not acked yet, with when it got them: they

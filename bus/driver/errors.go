@@ -1,6 +1,9 @@
 package driver
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // The portable error classes. Every driver maps its client's errors onto them (wrapping, so the
 // client's own error stays in the chain for errors.As), so that a caller can react the same way
@@ -33,3 +36,37 @@ var (
 	// ErrUnknownBackend: no driver is registered under the name.
 	ErrUnknownBackend = errors.New("unknown backend")
 )
+
+// classes are the portable classes ClassOf looks for, most specific first.
+var classes = []error{ErrClosed, ErrUnauthorized, ErrTooLarge, ErrInvalidEvent, ErrNotSupported, ErrUnavailable}
+
+// ClassOf returns the portable class err already wraps (ErrClosed, ErrUnauthorized,
+// ErrUnavailable, ...), or nil. Drivers use it to avoid wrapping an error in a class twice.
+func ClassOf(err error) error {
+	for _, c := range classes {
+		if errors.Is(err, c) {
+			return c
+		}
+	}
+	return nil
+}
+
+// Wrap puts class in err's chain, after what when what is not empty: "what: class: err", so
+// that errors.Is finds the class and errors.As still finds the client's error. A driver calls
+// it with the class its own mapping found for err. When class is nil, or err already wraps a
+// portable class, err is only prefixed with what (or returned as it is when what is empty).
+func Wrap(what string, class, err error) error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case class == nil || ClassOf(err) != nil:
+		if what == "" {
+			return err
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	case what == "":
+		return fmt.Errorf("%w: %w", class, err)
+	}
+	return fmt.Errorf("%s: %w: %w", what, class, err)
+}

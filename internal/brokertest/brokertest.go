@@ -6,12 +6,15 @@
 package brokertest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +24,9 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/eventbus-go/eventbus/backends/kafka"
 	"github.com/eventbus-go/eventbus/backends/kafka/embedded"
@@ -49,6 +55,36 @@ func StartKafka(t testing.TB, partitions int32) string {
 	require.NoError(t, err, "start the embedded Kafka broker")
 	t.Cleanup(func() { _ = b.Close() })
 	return b.Addrs()[0]
+}
+
+// StartKafkaSASL starts a private in-process Kafka broker (kfake) that demands SASL PLAIN as
+// user with password, closed when the test ends, and returns its address.
+//
+// On a wrong password kfake just drops the connection, where Apache Kafka first answers the
+// SaslAuthenticate request with error code 58, SASL_AUTHENTICATION_FAILED (KIP-152), and
+// closes the connection afterwards. A control function answers as Apache Kafka does, so that a
+// test sees what a client of a real broker sees.
+func StartKafkaSASL(t testing.TB, user, password string) string {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(1),
+		kfake.EnableSASL(), kfake.Superuser("PLAIN", user, password))
+	require.NoError(t, err, "start the in-process Kafka broker with SASL")
+	t.Cleanup(cluster.Close)
+	cluster.ControlKey(int16(kmsg.SASLAuthenticate), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		auth := req.(*kmsg.SASLAuthenticateRequest)
+		// PLAIN's message is authzid NUL authcid NUL passwd (RFC 4616).
+		parts := bytes.Split(auth.SASLAuthBytes, []byte{0})
+		if len(parts) == 3 && string(parts[1]) == user && string(parts[2]) == password {
+			return nil, nil, false // kfake authenticates it
+		}
+		resp := auth.ResponseKind().(*kmsg.SASLAuthenticateResponse)
+		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
+		msg := "Authentication failed: Invalid username or password"
+		resp.ErrorMessage = &msg
+		return resp, nil, true
+	})
+	return cluster.ListenAddrs()[0]
 }
 
 // KafkaConfig is a Kafka config for tests: short group sessions so rebalances settle in
@@ -97,6 +133,53 @@ func RedisStream(t testing.TB, prefix string) string {
 	name := prefix + ":" + watermill.NewShortUUID()
 	t.Cleanup(func() { c.Del(context.Background(), name, name+".poison") })
 	return name
+}
+
+// StartRedis starts a private redis-server on a free loopback port with the extra arguments
+// (--requirepass, say), keeping nothing on disk, and returns its address and a function that
+// kills it (an outage; it is also killed when the test ends). It waits until the port accepts
+// connections: a server with a password answers PING only after AUTH.
+func StartRedis(t testing.TB, args ...string) (addr string, kill func()) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a private redis-server; skipped under -short")
+	}
+	bin, err := exec.LookPath("redis-server")
+	require.NoError(t, err, "redis-server is not installed (apt-get install redis-server)")
+	addr = ClosedPort(t)
+	_, port, _ := net.SplitHostPort(addr)
+	dir := t.TempDir()
+	cmd := exec.Command(bin, append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log")}, args...)...)
+	require.NoError(t, cmd.Start())
+	var once sync.Once
+	kill = func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+	}
+	t.Cleanup(kill)
+	require.Eventually(t, func() bool {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			return false
+		}
+		_ = c.Close()
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "private redis-server on %s did not start (log in %s)", addr, dir)
+	return addr, kill
+}
+
+// ClosedPort returns a loopback address on which nothing listens: a port the system handed
+// out and that was closed again at once.
+func ClosedPort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
 }
 
 var rabbit struct {
