@@ -1,5 +1,5 @@
 # Conveniences; the scripts are the source of truth and need only bash and Go.
-.PHONY: demo test brokers mutate
+.PHONY: demo test brokers mutate matrix
 
 demo:
 	go run ./cmd/eventbus demo
@@ -17,3 +17,8 @@ GREMLINS := go run github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0 unleash -
 mutate:
 	GOFLAGS=-short $(GREMLINS) ./config
 	GOFLAGS=-short $(GREMLINS) ./bus/driver
+
+# Rewrites README.md's capability matrix from a conformance run on every backend (needs the
+# shared Redis and RabbitMQ: make brokers).
+matrix:
+	go test -count=1 ./tests -run '^TestConformance$$' -update-matrix

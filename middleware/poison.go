@@ -286,6 +286,20 @@ var provenanceHeaders = []string{
 	HeaderPoisonFirstFailure, HeaderPoisonLastFailure, HeaderPoisonHost, HeaderParkedBehind,
 }
 
+// Redriven returns the copy of a poison-queue message to publish back to its topic (p.Topic,
+// from ParseProvenance): payload, key and the event's own headers as they were, without the
+// provenance headers and the retry attempt, and with HeaderRedriveCount one above p's.
+func Redriven(msg *message.Message, p Provenance) *message.Message {
+	rm := msg.Copy()
+	for k := range rm.Metadata {
+		if strings.HasPrefix(k, "eventbus_poison_") || k == HeaderParkedBehind || k == HeaderAttempt {
+			delete(rm.Metadata, k)
+		}
+	}
+	rm.Metadata.Set(HeaderRedriveCount, strconv.Itoa(p.RedriveCount+1))
+	return rm
+}
+
 // Provenance is the poison queue's record of why and where a message failed, read back from
 // its headers by ParseProvenance.
 type Provenance struct {

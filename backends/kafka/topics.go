@@ -59,6 +59,30 @@ func (t *topicCreator) close() error {
 	return err
 }
 
+// ErrInvalidTopic is wrapped by Publish's and Subscribe's errors for a name Kafka does not
+// accept as a topic.
+var ErrInvalidTopic = errors.New("invalid topic")
+
+// checkTopic applies Kafka's rule for topic names (at most 249 characters of [a-zA-Z0-9._-],
+// not "." or ".."), which a broker enforces only when it creates the topic, and not every
+// broker does (the embedded one accepts any name).
+func checkTopic(topic string) error {
+	switch {
+	case topic == "":
+		return fmt.Errorf("topic is empty: %w", ErrInvalidTopic)
+	case topic == "." || topic == "..":
+		return fmt.Errorf("topic %q is not allowed: %w", topic, ErrInvalidTopic)
+	case len(topic) > 249:
+		return fmt.Errorf("topic %.40q... is %d characters, longer than 249: %w", topic, len(topic), ErrInvalidTopic)
+	}
+	for _, r := range topic {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("topic %q contains %q: Kafka topic names use only letters, digits, '.', '_' and '-': %w", topic, r, ErrInvalidTopic)
+		}
+	}
+	return nil
+}
+
 // publisher wraps Watermill's Kafka publisher: it creates missing topics when configured to,
 // and makes Close safe against concurrent Publish calls (the adapter's closed flag is not).
 type publisher struct {
@@ -83,6 +107,9 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 		if err := p.checkSize(topic, msg); err != nil {
 			return err
 		}
+	}
+	if err := checkTopic(topic); err != nil {
+		return err
 	}
 	if p.creator != nil {
 		if err := p.creator.ensure(topic); err != nil {
@@ -151,6 +178,9 @@ type subscriber struct {
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	if s.isClosed() {
 		return nil, fmt.Errorf("subscribe to %s: %w", topic, errSubscriberClosed)
+	}
+	if err := checkTopic(topic); err != nil {
+		return nil, err
 	}
 	if s.creator != nil {
 		if err := s.creator.ensure(topic); err != nil {

@@ -100,7 +100,7 @@ func capabilities(cfg *Config) driver.Capabilities {
 	stream := cfg.Queue.Type == QueueStream
 	exclusive := cfg.ConsumerGroup == "" && !stream
 	caps := driver.Capabilities{
-		ConsumerGroups:  !stream && !exclusive,
+		ConsumerGroups:  !stream && !exclusive && !cfg.Queue.SingleActiveConsumer,
 		PerKeyOrdering:  (cfg.Queue.SingleActiveConsumer || stream) && cfg.Consumer.MaxInFlight <= 1,
 		Persistence:     cfg.Publisher.Confirms && cfg.Publisher.Persistent && cfg.Queue.Durable && cfg.Exchange.Durable && !exclusive,
 		Replay:          stream,
@@ -117,6 +117,9 @@ func capabilities(cfg *Config) driver.Capabilities {
 	case exclusive:
 		n[driver.ConsumerGroups] = "consumer_group is empty: each subscription has a private queue that lives only while it is connected"
 		n[driver.Persistence] = "consumer_group is empty: private queues are deleted with their connection"
+	case cfg.Queue.SingleActiveConsumer:
+		n[driver.ConsumerGroups] = "with queue.single_active_consumer one instance of a group consumes at a time and the others stand by: instances do not share the work (every group still gets every message)"
+		n[driver.Replay] = "only with queue.type: stream; a classic or quorum queue forgets acknowledged messages, and a new group's queue holds only messages published after it was declared"
 	default:
 		n[driver.PerKeyOrdering] = "only with queue.single_active_consumer: true (one instance of a group consumes at a time)"
 		n[driver.Replay] = "only with queue.type: stream; a classic or quorum queue forgets acknowledged messages, and a new group's queue holds only messages published after it was declared"

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -351,13 +350,7 @@ func (r *dlqRun) act(p poisoned) error {
 		return nil
 	}
 	if r.action == dlqRedrive {
-		rm := p.msg.Copy()
-		for k := range rm.Metadata {
-			if strings.HasPrefix(k, "eventbus_poison_") || k == middleware.HeaderParkedBehind || k == middleware.HeaderAttempt {
-				delete(rm.Metadata, k)
-			}
-		}
-		rm.Metadata.Set(middleware.HeaderRedriveCount, strconv.Itoa(p.prov.RedriveCount+1))
+		rm := middleware.Redriven(p.msg, p.prov)
 		if err := r.b.Publisher.Publish(p.prov.Topic, rm); err != nil {
 			p.msg.Nack()
 			return fmt.Errorf("redrive %s to %s: %w (it stays in the poison queue)", p.msg.UUID, p.prov.Topic, err)
