@@ -104,13 +104,14 @@ func New(b *bus.Bus, cfg Config, opts ...Option) (*Router, error) {
 
 // Chain returns the handler middleware that cfg describes, outermost first:
 //
-//	CorrelationID → Poison → Dedup → Retry → Recoverer → Timeout → handler
+//	CorrelationID → RedriveFilter → Poison → Dedup → Retry → Recoverer → Timeout → handler
 //
 // and the functions that release what it opened (a Redis dedup store). The package
 // documentation says why in this order. store, when not nil, replaces the configured dedup
 // store and is not released.
 func Chain(cfg Config, poisonPub message.Publisher, store middleware.DedupStore, logger *slog.Logger) (chain []message.HandlerMiddleware, release []func() error, err error) {
-	chain = []message.HandlerMiddleware{middleware.CorrelationID}
+	// The redrive filter skips, before any attempt, a redriven message meant for another group.
+	chain = []message.HandlerMiddleware{middleware.CorrelationID, middleware.NewRedriveFilter(logger)}
 	if cfg.Poison.Enabled {
 		p, err := middleware.NewPoison(poisonPub, cfg.Poison, logger)
 		if err != nil {

@@ -72,3 +72,7 @@ func (marshaler) Unmarshal(rec *sarama.ConsumerMessage) (*message.Message, error
 	msg.Metadata = md
 	return msg, nil
 }
+
+// DecodeRecord turns a record read with a bare Sarama consumer into a message as this backend's
+// subscribers would deliver it (tools such as `eventbus dlq` read poison topics that way).
+func DecodeRecord(rec *sarama.ConsumerMessage) *message.Message { return toMessage(rec) }

@@ -141,3 +141,11 @@ func decimalText(d amqp.Decimal) string {
 	}
 	return s
 }
+
+// Unmarshal turns a delivery (from basic.get, say) into a message as this backend's subscriber
+// would deliver it (tools such as `eventbus dlq` read poison queues that way).
+func Unmarshal(d amqp.Delivery) *message.Message { return unmarshal(d) }
+
+// Marshal turns a message into the publishing this backend's publisher would send (persistent:
+// delivery mode 2), for tools that publish on a channel of their own.
+func Marshal(msg *message.Message, persistent bool) amqp.Publishing { return marshal(msg, persistent) }

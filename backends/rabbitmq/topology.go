@@ -139,3 +139,12 @@ func preconditionHint(err error, what string) string {
 	}
 	return ""
 }
+
+// QueueName returns the queue consumer group reads topic from under this configuration (the
+// topic's stream for queue.type stream), for tools that inspect queues without declaring them.
+func (c *Config) QueueName(topic, group string) string {
+	return topology{cfg: c}.queueName(topic, group)
+}
+
+// ExchangeName returns the exchange topic is published to under this configuration.
+func (c *Config) ExchangeName(topic string) string { return topology{cfg: c}.exchangeName(topic) }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/eventbus-go/eventbus/bus/driver"
 )
@@ -213,4 +214,18 @@ func fieldString(v any) string {
 	default:
 		return fmt.Sprint(s)
 	}
+}
+
+// DecodeEntry turns a stream entry read with XRANGE into a message as this backend's subscriber
+// would deliver it (tools such as `eventbus dlq` read poison streams that way).
+func DecodeEntry(stream string, e redis.XMessage) *message.Message {
+	msg, _ := decodeEntry(stream, e.ID, e.Values)
+	return msg
+}
+
+// EncodeEntry returns the stream entry fields this backend's publisher would XADD for msg, for
+// tools that add entries in a transaction of their own (`eventbus dlq redrive` adds the
+// redriven entry and deletes its poison entry in one MULTI).
+func EncodeEntry(stream string, msg *message.Message) (map[string]any, error) {
+	return marshaller{}.Marshal(stream, msg)
 }

@@ -105,21 +105,23 @@ func testDLQRoundTrip(t *testing.T, cfgPath string, position func(topic string, 
 	dlq := func(args ...string) (int, string, string) {
 		return cli(t, ctx, "", append(append([]string{"dlq"}, args...), "--config", cfgPath, "--topic", topic)...)
 	}
-	// list: waits until the three are poisoned (each run reads the whole queue, acking nothing).
-	var out string
+	// list: waits until the three are poisoned (each run reads the whole queue, taking nothing).
+	var out, errOut string
 	require.Eventually(t, func() bool {
 		var code int
-		code, out, _ = dlq("list", "--wait", "2s")
-		return code == 0 && strings.Contains(out, "3 of 3 messages")
-	}, time.Minute, 100*time.Millisecond, "last output: %s", out)
+		code, out, errOut = dlq("list")
+		return code == 0 && strings.Contains(errOut, "3 of 3 messages")
+	}, time.Minute, 100*time.Millisecond, "last output: %q %q", out, errOut)
 	for i := 1; i <= 3; i++ {
 		assert.Regexp(t, fmt.Sprintf(`evt-%d\s+customer-%d\s+permanent\s+invoice-created\s+billing\s+1\s+\S+\s+%s\s+0\s+tax service rejected`, i, i, position(topic, i)), out)
 	}
 
 	code, out, errOut := dlq("show", "--id", "evt-2", "--limit", "1")
 	require.Equal(t, 0, code, errOut)
+	require.Equal(t, 1, strings.Count(out, "\n"), "one JSON line: %s", out)
 	var rec dlqRecord
-	require.NoError(t, json.NewDecoder(strings.NewReader(out)).Decode(&rec))
+	require.NoError(t, json.Unmarshal([]byte(out), &rec))
+	assert.Contains(t, errOut, "1 of 3 messages", "the summary goes to stderr")
 	assert.Equal(t, "evt-2", rec.ID)
 	assert.Equal(t, "customer-2", rec.Key)
 	assert.Equal(t, "permanent", rec.Reason)
@@ -130,20 +132,20 @@ func testDLQRoundTrip(t *testing.T, cfgPath string, position func(topic string, 
 	assert.JSONEq(t, `{"amount":200}`, string(rec.Payload))
 	assert.Equal(t, "invoice.created.v1", rec.Headers[bus.HeaderType])
 
-	code, out, errOut = dlq("list", "--reason", "parked", "--json", "--wait", "2s")
+	code, out, errOut = dlq("list", "--reason", "parked", "--json")
 	require.Equal(t, 0, code, errOut)
 	assert.Empty(t, out, "no parked messages")
 
-	code, out, errOut = dlq("redrive", "--id", "evt-1", "--dry-run", "--wait", "2s")
+	code, out, errOut = dlq("redrive", "--id", "evt-1", "--dry-run")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, fmt.Sprintf("would redrive to %s (redrive 1) evt-1 (permanent, key \"customer-1\")", topic))
-	assert.Contains(t, out, "dry run: 1 of 3 messages")
+	assert.Contains(t, errOut, "dry run: 1 of 3 messages")
 
 	// The fix is deployed; redrive two of them.
 	broken.Store(false)
-	code, out, errOut = dlq("redrive", "--id", "evt-1", "--id", "evt-2", "--reason", "permanent", "--wait", "2s", "--progress", "always")
+	code, _, errOut = dlq("redrive", "--id", "evt-1", "--id", "evt-2", "--reason", "permanent", "--progress", "always")
 	require.Equal(t, 0, code, errOut)
-	assert.Contains(t, out, "redrove 2 of 3 messages")
+	assert.Contains(t, errOut, "redrove 2 of 3 messages")
 	assert.Contains(t, errOut, "redriving", "the progress bar was drawn")
 	require.Eventually(t, func() bool {
 		mu.Lock()
@@ -156,23 +158,28 @@ func testDLQRoundTrip(t *testing.T, cfgPath string, position func(topic string, 
 		require.NotNil(t, md, "%s not handled after redrive", id)
 		assert.Equal(t, id, md.Get(bus.HeaderID), "same event id")
 		assert.Equal(t, "1", md.Get(middleware.HeaderRedriveCount))
+		assert.Equal(t, "billing", md.Get(middleware.HeaderRedriveGroup), "addressed to the group that failed")
+		assert.NotEmpty(t, md.Get(middleware.HeaderRedriveID))
 		assert.Empty(t, md.Get(middleware.HeaderPoisonReason), "provenance is not sent back")
 		assert.Equal(t, strings.Replace(id, "evt", "customer", 1), md.Get(bus.HeaderKey), "same key")
 	}
 	mu.Unlock()
 
 	// evt-3 was not selected: it is still in the poison queue, alone.
-	code, out, _ = dlq("list", "--wait", "2s")
+	code, out, errOut = dlq("list")
 	require.Equal(t, 0, code)
-	assert.Contains(t, out, "1 of 1 messages")
+	assert.Contains(t, errOut, "1 of 1 messages")
 	assert.Contains(t, out, "evt-3")
 
-	code, out, errOut = dlq("purge", "--wait", "2s")
+	code, _, errOut = dlq("purge")
+	require.Equal(t, 1, code, "purge without a filter needs --all")
+	assert.Contains(t, errOut, "pass --all")
+	code, _, errOut = dlq("purge", "--all")
 	require.Equal(t, 0, code, errOut)
-	assert.Contains(t, out, "purged 1 of 1 messages")
-	code, out, _ = dlq("list", "--wait", "2s")
+	assert.Contains(t, errOut, "purged 1 of 1 messages")
+	code, _, errOut = dlq("list")
 	require.Equal(t, 0, code)
-	assert.Contains(t, out, "0 of 0 messages")
+	assert.Contains(t, errOut, "0 of 0 messages")
 	mu.Lock()
 	assert.NotContains(t, handled, "evt-3", "purged, never handled")
 	mu.Unlock()
