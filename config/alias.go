@@ -17,7 +17,7 @@ const maxAliasNodes = 10_000
 type aliasWalk struct {
 	file     string
 	limit    int
-	expanded int                // nodes visited inside an alias's target so far
+	expanded int                 // nodes visited inside an alias's target so far
 	open     map[*yaml.Node]bool // nodes whose subtree the walk is in: an alias to one is a cycle
 }
 
