@@ -10,7 +10,9 @@ import (
 
 // TLS is the tls: block every backend section shares.
 type TLS struct {
-	// Enabled turns TLS on. Default: false (an amqps:// or rediss:// URL turns it on too).
+	// Enabled turns TLS on. Default: false (a rabbitmq amqps:// URL turns it on too, with the
+	// system's CAs). The other settings apply only when Enabled is true; given while it is false
+	// they are a configuration error, not silently ignored.
 	Enabled bool `yaml:"enabled"`
 	// CAFile is a PEM bundle of CAs to trust instead of the system pool. Default: system pool.
 	CAFile string `yaml:"ca_file"`
