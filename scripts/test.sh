@@ -24,3 +24,18 @@ fi
 
 echo "== go test -race" >&2
 go test -race -count=1 -timeout 12m "$@" ./...
+
+# Fuzz targets, each for a bounded time after the tests passed: -fuzz takes one target in one
+# package per run. FUZZTIME=0 skips them; the eight take 8 x FUZZTIME plus their builds.
+FUZZTIME=${FUZZTIME:-8s}
+if [[ "$FUZZTIME" != 0 ]]; then
+  for target in \
+    config:FuzzLoad config:FuzzExpand \
+    backends/kafka:FuzzUnmarshal backends/redis:FuzzDecodeEntry backends/rabbitmq:FuzzUnmarshal \
+    middleware:FuzzParseProvenance \
+    cmd/eventbus:FuzzDLQTimes cmd/eventbus:FuzzStartFrom; do
+    pkg=${target%%:*} name=${target#*:}
+    echo "== fuzz $name ./$pkg ($FUZZTIME)" >&2
+    go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "./$pkg"
+  done
+fi
