@@ -27,6 +27,8 @@ go test -race -count=1 -timeout 12m "$@" ./...
 
 # Fuzz targets, each for a bounded time after the tests passed: -fuzz takes one target in one
 # package per run. FUZZTIME=0 skips them; the eight take 8 x FUZZTIME plus their builds.
+# -fuzzminimizetime is short because minimizing each newly interesting input (up to 60s by
+# default, counted in -fuzztime) would otherwise eat a short budget with no inputs run.
 FUZZTIME=${FUZZTIME:-8s}
 if [[ "$FUZZTIME" != 0 ]]; then
   for target in \
@@ -36,6 +38,6 @@ if [[ "$FUZZTIME" != 0 ]]; then
     cmd/eventbus:FuzzDLQTimes cmd/eventbus:FuzzStartFrom; do
     pkg=${target%%:*} name=${target#*:}
     echo "== fuzz $name ./$pkg ($FUZZTIME)" >&2
-    go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "./$pkg"
+    go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime 2s "./$pkg"
   done
 fi
