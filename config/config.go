@@ -293,6 +293,8 @@ func (d *decoder) err() error {
 }
 
 // deepCopy copies a node tree so that expanding ${VAR} in place never changes the parsed file.
+// It follows aliases, which is safe only because Parse has refused cyclic ones and bounded what
+// they expand to (checkAliases).
 func deepCopy(n *yaml.Node) *yaml.Node {
 	if n == nil {
 		return nil
