@@ -99,10 +99,22 @@ func Parse(name string, data []byte) (*Config, error) {
 		}
 		return nil, &Error{File: name, Line: yamlErrorLine(err), Msg: yamlMessage(err)}
 	}
+	// yaml.v3 reads one document per Decode: a second one would be dropped without a word.
+	var next yaml.Node
+	if err := dec.Decode(&next); err == nil {
+		return nil, &Error{File: name, Line: next.Line, Msg: "a second YAML document starts here (---): the file must hold one document"}
+	} else if !errors.Is(err, io.EOF) {
+		return nil, &Error{File: name, Line: yamlErrorLine(err), Msg: yamlMessage(err)}
+	}
 	if len(doc.Content) == 0 || isNull(doc.Content[0]) {
 		return c, nil
 	}
 	root := doc.Content[0]
+	// The decoders below follow aliases by recursion: a cycle would overflow the stack, and
+	// nested aliases would expand exponentially. Check both once, before anything follows them.
+	if err := checkAliases(name, root, max(maxAliasNodes, len(data))); err != nil {
+		return nil, err
+	}
 	if root.Kind != yaml.MappingNode {
 		return nil, &Error{File: name, Line: root.Line, Msg: "the file must be a mapping of sections (backend:, " + strings.Join(Sections(), ":, ") + ":)"}
 	}
@@ -287,6 +299,8 @@ func (d *decoder) err() error {
 }
 
 // deepCopy copies a node tree so that expanding ${VAR} in place never changes the parsed file.
+// It follows aliases, which is safe only because Parse has refused cyclic ones and bounded what
+// they expand to (checkAliases).
 func deepCopy(n *yaml.Node) *yaml.Node {
 	if n == nil {
 		return nil

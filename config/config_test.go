@@ -280,3 +280,46 @@ func TestUnterminatedReference(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, strings.HasPrefix(err.Error(), "eventbus.yaml:3: kafka.sasl.username: unterminated ${"), err.Error())
 }
+
+// A value with a stray "${" is often a password written in clear: the error says where the
+// reference starts, never the value.
+func TestExpandErrorsDoNotQuoteTheValue(t *testing.T) {
+	for _, tc := range []struct{ value, want string }{
+		{"pa55${word-9f3k", "eventbus.yaml:3: kafka.sasl.password: unterminated ${ at character 5: close it with } or write $$ for a literal $"},
+		{"pa55${word-9f3k}", "eventbus.yaml:3: kafka.sasl.password: ${ at character 5 does not start a variable name (letters, digits and _, not starting with a digit)"},
+	} {
+		_, err := decode(t, "kafka:\n  sasl:\n    password: '"+tc.value+"'\n", nil)
+		require.Error(t, err)
+		assert.Equal(t, tc.want, err.Error())
+		assert.NotContains(t, err.Error(), "9f3k")
+	}
+}
+
+// A tls: block that names files or a server name while TLS is off was ignored: the connection
+// went out in plaintext although the file looked like it asked for TLS.
+func TestTLSSettingsWhileDisabledAreErrors(t *testing.T) {
+	_, err := decode(t, "kafka:\n  tls:\n    ca_file: /etc/ssl/ca.pem\n    server_name: kafka.internal\n", nil)
+	require.ErrorIs(t, err, config.ErrInvalid)
+	var got []string
+	for _, p := range config.Problems(err) {
+		got = append(got, p.Error())
+	}
+	assert.Equal(t, []string{
+		"eventbus.yaml:3: kafka.tls.ca_file: is set but tls.enabled is false, so it would be ignored: set enabled: true or remove it",
+		"eventbus.yaml:4: kafka.tls.server_name: is set but tls.enabled is false, so it would be ignored: set enabled: true or remove it",
+	}, got)
+
+	_, err = decode(t, "kafka:\n  tls:\n    enabled: false\n    cert_file: c.pem\n    key_file: k.pem\n    insecure_skip_verify: true\n", nil)
+	got = nil
+	for _, p := range config.Problems(err) {
+		got = append(got, p.Error())
+	}
+	assert.Equal(t, []string{
+		"eventbus.yaml:4: kafka.tls.cert_file: is set but tls.enabled is false, so it would be ignored: set enabled: true or remove it",
+		"eventbus.yaml:5: kafka.tls.key_file: is set but tls.enabled is false, so it would be ignored: set enabled: true or remove it",
+		"eventbus.yaml:6: kafka.tls.insecure_skip_verify: is set but tls.enabled is false, so it would be ignored: set enabled: true or remove it",
+	}, got)
+
+	_, err = decode(t, "kafka:\n  tls:\n    enabled: false\n", nil)
+	assert.NoError(t, err, "TLS off with nothing else set is fine")
+}

@@ -34,10 +34,11 @@ func expand(s string, lookup func(string) (string, bool), readFile func(string) 
 		}
 		end := strings.IndexByte(s[i+2:], '}')
 		if end < 0 {
-			return "", fmt.Errorf("unterminated ${ in %q: close it with } or write $$ for a literal $", s)
+			// The value is not quoted: it is often a password written in clear.
+			return "", fmt.Errorf("unterminated ${ at character %d: close it with } or write $$ for a literal $", i+1)
 		}
 		expr := s[i+2 : i+2+end]
-		v, err := expandOne(expr, lookup, readFile)
+		v, err := expandOne(expr, i+1, lookup, readFile)
 		if err != nil {
 			return "", err
 		}
@@ -47,7 +48,8 @@ func expand(s string, lookup func(string) (string, bool), readFile func(string) 
 	return b.String(), nil
 }
 
-func expandOne(expr string, lookup func(string) (string, bool), readFile func(string) ([]byte, error)) (string, error) {
+// expandOne resolves the reference ${expr} found at character pos (1-based) of the value.
+func expandOne(expr string, pos int, lookup func(string) (string, bool), readFile func(string) ([]byte, error)) (string, error) {
 	if path, ok := strings.CutPrefix(expr, "file:"); ok {
 		if path == "" {
 			return "", fmt.Errorf("${file:} needs a path")
@@ -60,7 +62,8 @@ func expandOne(expr string, lookup func(string) (string, bool), readFile func(st
 	}
 	name, def, hasDefault := strings.Cut(expr, ":-")
 	if !validVarName(name) {
-		return "", fmt.Errorf("${%s}: %q is not a variable name (letters, digits and _, not starting with a digit)", expr, name)
+		// Not quoted: what follows a stray "${" in a password is part of the password.
+		return "", fmt.Errorf("${ at character %d does not start a variable name (letters, digits and _, not starting with a digit)", pos)
 	}
 	v, ok := lookup(name)
 	if hasDefault {

@@ -10,7 +10,9 @@ import (
 
 // TLS is the tls: block every backend section shares.
 type TLS struct {
-	// Enabled turns TLS on. Default: false (an amqps:// or rediss:// URL turns it on too).
+	// Enabled turns TLS on. Default: false (a rabbitmq amqps:// URL turns it on too, with the
+	// system's CAs). The other settings apply only when Enabled is true; given while it is false
+	// they are a configuration error, not silently ignored.
 	Enabled bool `yaml:"enabled"`
 	// CAFile is a PEM bundle of CAs to trust instead of the system pool. Default: system pool.
 	CAFile string `yaml:"ca_file"`
@@ -25,9 +27,25 @@ type TLS struct {
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
-// Validate checks that the files named exist and the client pair is complete.
+// Validate checks that the files named exist and the client pair is complete. With Enabled
+// false, any other setting is an error: it would be ignored, and a file that names a CA or a
+// client certificate reads as if the connection were encrypted when it is not.
 func (t *TLS) Validate() error {
 	var errs []error
+	if !t.Enabled {
+		for _, f := range []struct {
+			path string
+			set  bool
+		}{
+			{"ca_file", t.CAFile != ""}, {"cert_file", t.CertFile != ""}, {"key_file", t.KeyFile != ""},
+			{"server_name", t.ServerName != ""}, {"insecure_skip_verify", t.InsecureSkipVerify},
+		} {
+			if f.set {
+				errs = append(errs, Invalid(f.path, "is set but tls.enabled is false, so it would be ignored: set enabled: true or remove it"))
+			}
+		}
+		return errors.Join(errs...)
+	}
 	if (t.CertFile == "") != (t.KeyFile == "") {
 		errs = append(errs, Invalid("cert_file", "cert_file and key_file must be given together"))
 	}

@@ -344,8 +344,9 @@ func ParseProvenance(msg *message.Message) (Provenance, error) {
 			return 0
 		}
 		n, err := strconv.ParseInt(v, 10, bits)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s %q is not a number", key, v))
+		if err != nil || n < 0 {
+			problems = append(problems, fmt.Sprintf("%s %q is not a count (a whole number, 0 or more)", key, v))
+			return 0
 		}
 		return n
 	}

@@ -40,3 +40,20 @@ go test -race -count=1 -timeout 12m "$@" ./...
 echo "== Watermill's Reconnect tests (private brokers restarted twice; without -race)" >&2
 go test -count=1 -timeout 5m -run '^(TestPubSub|TestReconnect)$/^TestReconnect$' \
   ./backends/kafka/ ./backends/redis/ ./backends/rabbitmq/
+
+# Fuzz targets, each for a bounded time after the tests passed: -fuzz takes one target in one
+# package per run. FUZZTIME=0 skips them; the eight take 8 x FUZZTIME plus their builds.
+# -fuzzminimizetime is short because minimizing each newly interesting input (up to 60s by
+# default, counted in -fuzztime) would otherwise eat a short budget with no inputs run.
+FUZZTIME=${FUZZTIME:-8s}
+if [[ "$FUZZTIME" != 0 ]]; then
+  for target in \
+    config:FuzzLoad config:FuzzExpand \
+    backends/kafka:FuzzUnmarshal backends/redis:FuzzDecodeEntry backends/rabbitmq:FuzzUnmarshal \
+    middleware:FuzzParseProvenance \
+    cmd/eventbus:FuzzDLQTimes cmd/eventbus:FuzzStartFrom; do
+    pkg=${target%%:*} name=${target#*:}
+    echo "== fuzz $name ./$pkg ($FUZZTIME)" >&2
+    go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime 2s "./$pkg"
+  done
+fi

@@ -61,6 +61,9 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		}
 	}
 	logger := o.Logger.With("backend", Name)
+	if cfg.SASL.Mechanism == sarama.SASLTypePlaintext && !cfg.TLS.Enabled {
+		logger.Warn("SASL PLAIN without TLS: the password crosses the network in clear; set kafka.tls.enabled or use SCRAM", "user", cfg.SASL.Username)
+	}
 
 	var closers []func() error
 	closeAll := func() error {

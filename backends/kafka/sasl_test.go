@@ -1,7 +1,11 @@
 package kafka_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,6 +56,56 @@ func TestSASLWrongPassword(t *testing.T) {
 	assert.ErrorIs(t, err, sarama.ErrSASLAuthenticationFailed)
 	assert.NotErrorIs(t, err, bus.ErrUnavailable)
 	assert.NotContains(t, err.Error(), "not-the-pass-9x")
+}
+
+// SASL PLAIN sends the password as it is: without TLS anyone on the path reads it. Open says so,
+// once, at warn level, without the password; SCRAM, which never sends it, gets no warning.
+func TestSASLPlainWithoutTLSWarnsOnce(t *testing.T) {
+	for _, tc := range []struct {
+		mechanism string
+		warnings  int
+	}{{"PLAIN", 1}, {"SCRAM-SHA-256", 0}} {
+		t.Run(tc.mechanism, func(t *testing.T) {
+			cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(1),
+				kfake.EnableSASL(), kfake.Superuser(tc.mechanism, "lms", "pl4in-s3cret"))
+			require.NoError(t, err)
+			defer cluster.Close()
+			cfg := kafka.DefaultConfig()
+			cfg.Brokers = cluster.ListenAddrs()
+			cfg.SASL = kafka.SASLConfig{Mechanism: tc.mechanism, Username: "lms", Password: config.Secret("pl4in-s3cret")}
+
+			var logs syncBuffer
+			b, err := bus.OpenConfig(context.Background(), "kafka", cfg,
+				bus.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+			require.NoError(t, err)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			require.NoError(t, b.Publish(ctx, "plain-"+watermill.NewShortUUID(), bus.Event{ID: "p-1", Type: "t", Source: "s"}))
+			require.NoError(t, b.Close())
+
+			out := logs.String()
+			assert.Equal(t, tc.warnings, strings.Count(out, "SASL PLAIN without TLS"), out)
+			assert.NotContains(t, out, "pl4in-s3cret")
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // roundTrip opens a bus on cfg, publishes one event and consumes it back.

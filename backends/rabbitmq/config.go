@@ -249,12 +249,14 @@ func (c *Config) Validate() error {
 	add := func(path, format string, args ...any) { errs = append(errs, config.Invalid(path, format, args...)) }
 
 	if c.URL != "" {
-		u, err := amqp.ParseURI(c.URL.Value())
-		if err != nil {
-			// amqp's message may quote the URL; say what is wrong without the secret.
-			add("url", "not an amqp:// or amqps:// URL (%s)", redactURLError(err, c.URL.Value()))
-		} else if u.Host == "" {
+		u, err := c.parseURL()
+		switch {
+		case err != nil:
+			add("url", "%v", err)
+		case u.Host == "":
 			add("url", "has no host")
+		case u.Scheme == "amqp" && c.TLS.Enabled:
+			add("url", "%s", errPlainURLWithTLS)
 		}
 	} else {
 		if c.Host == "" {
@@ -379,9 +381,13 @@ func (c *Config) Validate() error {
 // uri returns the AMQP URI to dial, built from URL or from the separate fields.
 func (c *Config) uri() (amqp.URI, error) {
 	if c.URL != "" {
-		u, err := amqp.ParseURI(c.URL.Value())
+		u, err := c.parseURL()
 		if err != nil {
-			return amqp.URI{}, fmt.Errorf("url: %s", redactURLError(err, c.URL.Value()))
+			return amqp.URI{}, fmt.Errorf("url: %w", err)
+		}
+		if u.Scheme == "amqp" && c.TLS.Enabled {
+			// amqp091 takes the scheme's word for it: TLS settings with amqp:// dial in plaintext.
+			return amqp.URI{}, fmt.Errorf("url: %s", errPlainURLWithTLS)
 		}
 		return u, nil
 	}
@@ -429,22 +435,33 @@ func (c *Config) amqpConfig(u amqp.URI) (amqp.Config, error) {
 	return ac, nil
 }
 
-// redactURLError returns err's text with the URL's password, if any, replaced. The password is
-// cut out of the raw text by hand: a URL that fails to parse cannot be asked for it, and
-// net/url quotes the whole URL in its errors.
-func redactURLError(err error, raw string) string {
-	msg := err.Error()
-	if _, rest, ok := strings.Cut(raw, "://"); ok {
-		if end := strings.IndexAny(rest, "/?#"); end >= 0 {
-			rest = rest[:end]
-		}
+const errPlainURLWithTLS = "is amqp:// (plaintext) while tls.enabled is true: use amqps:// and the broker's TLS listener (usually port 5671)"
+
+// parseURL parses URL as amqp091 does, with errors that hold no part of the URL's user info:
+// net/url quotes the whole URL, and a password holding / ? or # ends the authority early, so
+// pieces of it would show up as a host, port or vhost. Such a URL is refused even when it
+// happens to parse ("1234/x" reads as a port and a vhost).
+func (c *Config) parseURL() (amqp.URI, error) {
+	raw := c.URL.Value()
+	shown := raw
+	if scheme, rest, ok := strings.Cut(raw, "://"); ok {
 		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			if _, pw, ok := strings.Cut(rest[:at], ":"); ok && pw != "" {
-				msg = strings.ReplaceAll(msg, pw, "[redacted]")
+			if strings.ContainsAny(rest[:at], "/?#") {
+				return amqp.URI{}, errors.New("the user name or password holds / ? or #: percent-encode them in the URL (%2F %3F %23)")
 			}
+			shown = scheme + "://redacted@" + rest[at+1:]
 		}
 	}
-	return msg
+	u, err := amqp.ParseURI(raw)
+	if err == nil {
+		return u, nil
+	}
+	// Describe the problem from the URL without its user info; if that parses, the user info
+	// was the problem.
+	if _, err := amqp.ParseURI(shown); err != nil {
+		return amqp.URI{}, fmt.Errorf("not an amqp:// or amqps:// URL (%v)", err)
+	}
+	return amqp.URI{}, errors.New("not an amqp:// or amqps:// URL: the user name or password is not valid in a URL (percent-encode reserved characters)")
 }
 
 // toTable converts YAML-decoded values (map[string]any, []any, ints) into an amqp.Table and

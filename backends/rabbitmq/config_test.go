@@ -1,6 +1,7 @@
 package rabbitmq_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -120,4 +121,53 @@ rabbitmq:
 	assert.Contains(t, got[1], "rabbitmq.queue.single_active_consumer: is not available for stream queues")
 	assert.Contains(t, got[2], `rabbitmq.consumer.start_from: "latest": want oldest or newest`)
 	assert.Empty(t, problems(t, "backend: rabbitmq\nrabbitmq:\n  exchange: {type: fanout, name: \"{topic}\"}\n  queue: {type: stream}\n"))
+}
+
+// A password holding / ? or # ends the URL's authority early, so net/url's error quoted the
+// URL, password included; "1234/x9z" even parsed, as port 1234 and a vhost, and showed up in
+// every log line naming the broker.
+func TestURLPasswordWithDelimitersNeverShown(t *testing.T) {
+	for _, raw := range []string{
+		"amqp://lms:pa/ss-S3CRET@broker:5672/edx",
+		"amqp://lms:pa?ss-S3CRET@broker:5672/edx",
+		"amqp://lms:pa#ss-S3CRET@broker:5672/edx",
+		"amqps://lms:S3CRET@broker:port/edx",
+		"amqp://lms:1234/S3CRET@broker/edx",
+		"amqp://lms:S3CRET/@broker",
+	} {
+		t.Setenv("EVENTBUS_TEST_AMQP_URL", raw)
+		got := problems(t, "backend: rabbitmq\nrabbitmq:\n  url: ${EVENTBUS_TEST_AMQP_URL}\n")
+		require.Len(t, got, 1, raw)
+		assert.True(t, strings.HasPrefix(got[0], "test.yaml:3: rabbitmq.url: "), got[0])
+		for _, part := range []string{"S3CRET", "pa/ss", "pa?ss", "pa#ss", "1234"} {
+			assert.NotContains(t, got[0], part, raw)
+		}
+		t.Log(got[0])
+	}
+}
+
+// tls.enabled with an amqp:// URL connected in plaintext, password included, and the file
+// validated. It is now an error at the url key.
+func TestTLSEnabledWithPlainURLIsAnError(t *testing.T) {
+	got := problems(t, "backend: rabbitmq\nrabbitmq:\n  url: amqp://guest:guest@127.0.0.1:5672/\n  tls:\n    enabled: true\n")
+	require.Len(t, got, 1, strings.Join(got, "\n"))
+	assert.Equal(t, "test.yaml:3: rabbitmq.url: is amqp:// (plaintext) while tls.enabled is true: use amqps:// and the broker's TLS listener (usually port 5671)", got[0])
+
+	got = problems(t, "backend: rabbitmq\nrabbitmq:\n  url: amqps://guest:guest@127.0.0.1:5671/\n  tls:\n    enabled: true\n")
+	assert.Empty(t, got)
+
+	// An amqps:// URL encrypts, but a ca_file under a disabled tls: block was ignored.
+	got = problems(t, "backend: rabbitmq\nrabbitmq:\n  url: amqps://guest:guest@127.0.0.1:5671/\n  tls:\n    ca_file: /etc/ssl/ca.pem\n")
+	assert.Equal(t, []string{"test.yaml:5: rabbitmq.tls.ca_file: is set but tls.enabled is false, so it would be ignored: set enabled: true or remove it"}, got)
+
+	// On the shared broker's plaintext listener: before, this connected.
+	cfg := rabbitmq.DefaultConfig()
+	cfg.URL = config.Secret(brokerURL(t))
+	cfg.TLS.Enabled = true
+	b, err := bus.OpenConfig(context.Background(), rabbitmq.Name, cfg)
+	if err == nil {
+		_ = b.Close()
+	}
+	require.ErrorIs(t, err, config.ErrInvalid)
+	assert.Contains(t, err.Error(), "url: is amqp:// (plaintext) while tls.enabled is true")
 }
