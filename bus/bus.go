@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -32,6 +33,14 @@ type Options struct {
 	ConsumerGroup string
 	// StartFrom replaces the backend's configured start position for new consumer groups.
 	StartFrom StartFrom
+	// StartAt, when not zero, makes a new consumer group start at the first message the broker
+	// stamped at or after this time. Kafka and Redis honour it; RabbitMQ only with
+	// queue.type stream; elsewhere Open fails with ErrNotSupported. Default: zero.
+	StartAt time.Time
+	// StartPosition, when not empty, makes a new consumer group start at this message,
+	// included: a Position's Coordinates (Kafka "partition:offset", a Redis stream id). A
+	// backend that cannot start there fails Open with ErrNotSupported. Default: "".
+	StartPosition string
 	// TemporaryGroup marks ConsumerGroup as throwaway (a CLI session, a demo run): the backend
 	// may let the broker drop the group's state once it has gone unused for a while, instead of
 	// keeping it, and collecting messages for it, forever. Kafka ignores it; RabbitMQ puts an
@@ -67,6 +76,16 @@ func WithTemporaryGroup(group string) Option {
 
 // WithStartFrom sets where a new consumer group starts reading.
 func WithStartFrom(s StartFrom) Option { return func(o *Options) { o.StartFrom = s } }
+
+// WithStartAt makes a new consumer group start at the first message stamped at or after t;
+// see Options.StartAt.
+func WithStartAt(t time.Time) Option { return func(o *Options) { o.StartAt = t } }
+
+// WithStartPosition makes a new consumer group start at the message with these coordinates;
+// see Options.StartPosition.
+func WithStartPosition(coordinates string) Option {
+	return func(o *Options) { o.StartPosition = coordinates }
+}
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l } }
@@ -166,6 +185,8 @@ func open(ctx context.Context, reg driver.Registration, bc any, opts []Option) (
 	conn, err := reg.Open(ctx, bc, driver.Options{
 		ConsumerGroup:  o.ConsumerGroup,
 		StartFrom:      o.StartFrom,
+		StartAt:        o.StartAt,
+		StartPosition:  o.StartPosition,
 		TemporaryGroup: o.TemporaryGroup,
 		MaxInFlight:    o.MaxInFlight,
 		Logger:         o.Logger,

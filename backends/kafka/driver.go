@@ -94,6 +94,10 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 	if err != nil {
 		return nil, errors.Join(err, closeAll())
 	}
+	start, err := newGroupStart(&cfg, sc, o, logger)
+	if err != nil {
+		return nil, errors.Join(err, closeAll())
+	}
 	var creator *topicCreator
 	if cfg.Topics.Create {
 		creator = &topicCreator{
@@ -141,13 +145,14 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		PerKeyOrdering:  !pipelined,
 		Persistence:     persistent,
 		Replay:          true,
+		ReplayByTime:    true,
 		Pipelining:      pipelined,
 		MaxMessageBytes: cfg.Publisher.MaxMessageBytes,
 		Notes: map[driver.Capability]string{
 			driver.PerKeyOrdering: "records of one key go to one partition; order holds per partition",
 			driver.Pipelining:     "set kafka.consumer.max_in_flight to use the pipelined subscriber",
 			driver.Replay:         "from the oldest offset the topic retains (retention.ms bounds it)",
-			driver.ReplayByTime:   "not implemented yet",
+			driver.ReplayByTime:   "a new consumer group starts at a time (bus.WithStartAt) or at partition:offset (bus.WithStartPosition), through offsets for times",
 		},
 	}
 	if pipelined {
@@ -159,7 +164,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 	}
 	return &driver.Conn{
 		Publisher:    &publisher{next: pub, creator: creator, maxBytes: cfg.Publisher.MaxMessageBytes, recordVersion: recordVersion(sc)},
-		Subscriber:   &subscriber{next: sub, creator: creator, group: cfg.ConsumerGroup, watermill: !pipelined, closing: make(chan struct{})},
+		Subscriber:   &subscriber{next: sub, creator: creator, start: start, group: cfg.ConsumerGroup, watermill: !pipelined, closing: make(chan struct{})},
 		Capabilities: caps,
 		Close:        closeAll,
 		As: func(target any) bool {

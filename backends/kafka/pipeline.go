@@ -207,7 +207,7 @@ func (h *claimHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 		}
 		msg := toMessage(rec)
 		pos.Coordinates = Coordinates(rec.Partition, rec.Offset)
-		msg.SetContext(driver.ContextWithPosition(msgCtx, pos))
+		msg.SetContext(driver.ContextWithBrokerTime(driver.ContextWithPosition(msgCtx, pos), rec.Timestamp))
 		e := w.add(rec.Offset)
 		select {
 		case h.sub.out <- msg:

@@ -50,6 +50,9 @@ func withPositions(ctx context.Context, closing <-chan struct{}, in <-chan *mess
 			if ok {
 				mctx = driver.ContextWithPosition(mctx, pos)
 			}
+			if t, ok := wkafka.MessageTimestampFromCtx(msg.Context()); ok {
+				mctx = driver.ContextWithBrokerTime(mctx, t)
+			}
 			msg.SetContext(mctx)
 			select {
 			case out <- msg:

@@ -164,6 +164,7 @@ func (p *publisher) Close() error {
 type subscriber struct {
 	next    message.Subscriber
 	creator *topicCreator
+	start   *groupStart // nil unless the caller asked for a start time or position
 	// group is the consumer group, for positions; watermill is true when next is Watermill's
 	// subscriber, whose messages need their position recorded.
 	group     string
@@ -184,6 +185,11 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	}
 	if s.creator != nil {
 		if err := s.creator.ensure(topic); err != nil {
+			return nil, err
+		}
+	}
+	if s.start != nil {
+		if err := s.start.apply(topic); err != nil {
 			return nil, err
 		}
 	}

@@ -125,11 +125,7 @@ func (t topology) consumeArgs(startFrom string) amqp.Table {
 	if !t.stream() {
 		return nil
 	}
-	offset := "first"
-	if startFrom == "newest" {
-		offset = "next"
-	}
-	return amqp.Table{"x-stream-offset": offset}
+	return amqp.Table{"x-stream-offset": streamOffsetArg(startFrom)}
 }
 
 func preconditionHint(err error, what string) string {

@@ -61,6 +61,9 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 	if o.StartFrom != driver.StartDefault {
 		cfg.Consumer.StartFrom = string(o.StartFrom)
 	}
+	if err := applyStart(&cfg, o); err != nil {
+		return nil, err
+	}
 	if o.MaxInFlight > 0 {
 		// The ordering middleware and the dlq tool ask for a window of un-acked messages.
 		cfg.Consumer.MaxInFlight = o.MaxInFlight

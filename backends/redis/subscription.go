@@ -403,6 +403,9 @@ func (sub *subscription) decode(ctx context.Context, e *entry) {
 	e.base = driver.ContextWithPosition(ctx, driver.Position{
 		Backend: Name, Topic: sub.stream, ConsumerGroup: sub.group, Coordinates: e.id,
 	})
+	if t, ok := idTime(e.id); ok {
+		e.base = driver.ContextWithBrokerTime(e.base, t)
+	}
 }
 
 // reportGone acks pending ids whose entries are no longer in the stream, so they stop being

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -57,6 +58,17 @@ type Options struct {
 	ConsumerGroup string
 	// StartFrom replaces the configured start position of new consumer groups.
 	StartFrom StartFrom
+	// StartAt, when not zero, makes a new consumer group start at the first message the broker
+	// stamped at or after this time (Kafka offsets for times, a Redis stream id, a RabbitMQ
+	// stream timestamp); it takes precedence over StartFrom. A driver that cannot honour it
+	// fails Open with an error wrapping ErrNotSupported that says why.
+	StartAt time.Time
+	// StartPosition, when not empty, makes a new consumer group start at this message,
+	// included: Position.Coordinates in the driver's own format (Kafka "partition:offset",
+	// which positions that partition only; a Redis stream id). It takes precedence over
+	// StartAt and StartFrom. A driver that cannot honour it, or cannot parse it, fails Open
+	// with an error wrapping ErrNotSupported or saying the format it wants.
+	StartPosition string
 	// TemporaryGroup marks ConsumerGroup as throwaway (a CLI session, a demo run): the driver
 	// may let the broker drop the group's state once unused, or remove it on Close.
 	TemporaryGroup bool

@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"strings"
+	"time"
 )
 
 // Position says where a consumed message sits in the broker. Backend, Topic and ConsumerGroup
@@ -47,4 +48,19 @@ func ContextWithPosition(ctx context.Context, p Position) context.Context {
 func PositionFrom(ctx context.Context) (Position, bool) {
 	p, ok := ctx.Value(positionKey{}).(Position)
 	return p, ok
+}
+
+type brokerTimeKey struct{}
+
+// ContextWithBrokerTime returns ctx carrying the time the broker gave the message (Kafka's
+// record timestamp, the milliseconds of a Redis stream id). Subscribers whose broker keeps
+// such a time set it on each message's context, beside its position.
+func ContextWithBrokerTime(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, brokerTimeKey{}, t)
+}
+
+// BrokerTimeFrom returns the broker time a subscriber put on ctx.
+func BrokerTimeFrom(ctx context.Context) (time.Time, bool) {
+	t, ok := ctx.Value(brokerTimeKey{}).(time.Time)
+	return t, ok
 }

@@ -5,11 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,31 +15,6 @@ import (
 
 	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
-
-var dlqBinary struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// eventbusBinary builds the CLI once per test run.
-func eventbusBinary(t *testing.T) string {
-	t.Helper()
-	dlqBinary.once.Do(func() {
-		dir, err := os.MkdirTemp("", "eventbus-cli-")
-		if err != nil {
-			dlqBinary.err = err
-			return
-		}
-		dlqBinary.path = filepath.Join(dir, "eventbus")
-		out, err := exec.Command("go", "build", "-o", dlqBinary.path, ".").CombinedOutput()
-		if err != nil {
-			dlqBinary.err = errors.New(string(out))
-		}
-	})
-	require.NoError(t, dlqBinary.err, "build the eventbus binary")
-	return dlqBinary.path
-}
 
 // The dlq commands as a shell pipeline sees them: show writes JSON lines only to standard
 // output (jq reads them), the summary goes to standard error, and failures end the process

@@ -117,7 +117,7 @@ func TestPublishRejectsBadInput(t *testing.T) {
 		{[]string{"publish", "--topic", "t", "--source", "s", "--data", "{}"}, `required flag(s) "type" not set`},
 		{[]string{"publish", "--topic", "t", "--type", "x", "--source", "s", "--header", "novalue", "--data", "{}"}, `--header "novalue": want name=value`},
 		{[]string{"publish", "--topic", "t", "--type", "x", "--source", "s"}, "nothing to publish"},
-		{[]string{"consume", "--topic", "t", "--from", "sideways"}, `--from: start position "sideways": want oldest or newest`},
+		{[]string{"consume", "--topic", "t", "--from", "sideways"}, `--from "sideways": open kafka: kafka position "sideways": want partition:offset`},
 	} {
 		code, _, errOut := cli(t, ctx, "", tc.args...)
 		assert.Equal(t, 1, code, tc.args)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,21 +60,41 @@ func runPublish(g *globals, f *publishFlags, cmd *cobra.Command) error {
 		}
 		headers[k] = v
 	}
-	payloads, err := readPayloads(f, cmd.InOrStdin())
-	if err != nil {
-		return err
+	checkJSON := strings.HasPrefix(f.contentType, "application/json")
+	var single []byte // --data or --file; nil for standard input
+	switch {
+	case f.data != "":
+		single = []byte(f.data)
+	case f.file != "":
+		data, err := os.ReadFile(f.file)
+		if err != nil {
+			return fmt.Errorf("--file: %w", err)
+		}
+		single = data
 	}
-	if len(payloads) == 0 {
-		return errors.New("nothing to publish: give --data, --file or lines on standard input")
+	if single != nil && checkJSON && !json.Valid(single) {
+		return fmt.Errorf("event 1: data is not valid JSON (set --content-type for other data): %.60q", single)
 	}
-	if f.id != "" && len(payloads) > 1 {
-		return fmt.Errorf("--id names one event but standard input holds %d", len(payloads))
-	}
-	if strings.HasPrefix(f.contentType, "application/json") {
-		for i, p := range payloads {
-			if !json.Valid(p) {
-				return fmt.Errorf("event %d: data is not valid JSON (set --content-type for other data): %.60q", i+1, p)
+
+	// Standard input's first line is awaited before connecting, so that empty or bad input is
+	// reported as such whether or not the broker is up.
+	var lines <-chan line
+	var first line
+	if single == nil {
+		lines = readLines(cmd.Context(), cmd.InOrStdin())
+		select {
+		case <-cmd.Context().Done():
+			if err := interrupted(cmd.Context()); err != nil {
+				return err
 			}
+			return cmd.Context().Err()
+		case first = <-lines:
+		}
+		if first.eof {
+			return errors.New("nothing to publish: give --data, --file or lines on standard input")
+		}
+		if err := checkLine(first, checkJSON); err != nil {
+			return err
 		}
 	}
 
@@ -90,10 +112,10 @@ func runPublish(g *globals, f *publishFlags, cmd *cobra.Command) error {
 	}
 	defer b.Close()
 
-	for _, p := range payloads {
+	send := func(data []byte) error {
 		ev := bus.Event{
 			ID: f.id, Type: f.typ, Source: f.source, Subject: f.subject, Key: f.key,
-			ContentType: f.contentType, Data: p, Metadata: headers,
+			ContentType: f.contentType, Data: data, Metadata: headers,
 		}
 		if ev, err = schemaData(b, ev); err != nil {
 			return err
@@ -106,34 +128,92 @@ func runPublish(g *globals, f *publishFlags, cmd *cobra.Command) error {
 			return fmt.Errorf("publish %s to %s on %s: %w", msg.UUID, f.topic, b.Backend(), err)
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "published %s to %s\n", msg.UUID, f.topic)
+		return nil
+	}
+	if single != nil {
+		if err := send(single); err != nil {
+			return err
+		}
+		return b.Close()
+	}
+
+	// Standard input: each line is sent as soon as it is read, so a producer that writes a line
+	// now and then (tail -f, a script) sees its events go out as it writes them.
+	sent := 0
+	for l := first; ; {
+		if l.err != nil {
+			return fmt.Errorf("read standard input after line %d: %w", l.n, l.err)
+		}
+		if l.eof {
+			break
+		}
+		if err := checkLine(l, checkJSON); err != nil {
+			return err
+		}
+		if f.id != "" && sent == 1 {
+			return fmt.Errorf("standard input line %d: --id names one event but this is the second; leave out --id to give each event a new id", l.n)
+		}
+		if err := send(l.data); err != nil {
+			return fmt.Errorf("standard input line %d: %w", l.n, err)
+		}
+		sent++
+		select {
+		case <-cmd.Context().Done():
+			if err := interrupted(cmd.Context()); err != nil {
+				return err
+			}
+			return cmd.Context().Err()
+		case l = <-lines:
+		}
 	}
 	return b.Close()
 }
 
-// readPayloads returns the data of each event to publish: --data, --file, or each non-empty
-// line of standard input.
-func readPayloads(f *publishFlags, stdin io.Reader) ([][]byte, error) {
-	switch {
-	case f.data != "":
-		return [][]byte{[]byte(f.data)}, nil
-	case f.file != "":
-		data, err := os.ReadFile(f.file)
-		if err != nil {
-			return nil, fmt.Errorf("--file: %w", err)
+// checkLine refuses a line of standard input that is not valid JSON when JSON is expected.
+func checkLine(l line, checkJSON bool) error {
+	if l.err == nil && !l.eof && checkJSON && !json.Valid(l.data) {
+		return fmt.Errorf("standard input line %d: not valid JSON; publish reads one event per line, each line the data of one event (set --content-type for other data): %.60q", l.n, l.data)
+	}
+	return nil
+}
+
+// line is one non-empty line of standard input (n counts from 1 and includes empty lines), or
+// its end (eof) or a read error.
+type line struct {
+	n    int
+	data []byte
+	eof  bool
+	err  error
+}
+
+// readLines reads r line by line into the returned channel until its end, an error or ctx is
+// done. The reader goroutine may stay blocked in a read of r when ctx ends (a terminal read
+// cannot be interrupted); the process exits soon after.
+func readLines(ctx context.Context, r io.Reader) <-chan line {
+	out := make(chan line)
+	go func() {
+		emit := func(l line) bool {
+			select {
+			case out <- l:
+				return true
+			case <-ctx.Done():
+				return false
+			}
 		}
-		return [][]byte{data}, nil
-	}
-	var out [][]byte
-	sc := bufio.NewScanner(stdin)
-	sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line != "" {
-			out = append(out, []byte(line))
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
+		n := 0
+		for sc.Scan() {
+			n++
+			text := bytes.TrimSpace(sc.Bytes())
+			if len(text) == 0 {
+				continue
+			}
+			if !emit(line{n: n, data: bytes.Clone(text)}) {
+				return
+			}
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read standard input: %w", err)
-	}
-	return out, nil
+		emit(line{n: n, eof: sc.Err() == nil, err: sc.Err()})
+	}()
+	return out
 }

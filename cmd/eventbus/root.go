@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
 	"github.com/spf13/cobra"
 
 	"github.com/eventbus-go/eventbus/config"
@@ -25,6 +29,15 @@ and RabbitMQ; the config file picks the broker. This tool runs a demo, serves an
 Kafka broker for development, publishes and consumes events, and checks config files.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Checked for every command, those that log nothing included, so that a typo in
+		// --log-level is found where it is made, not in the one command that logs.
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+				return fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)
+			}
+			return nil
+		},
 	}
 	root.PersistentFlags().StringVar(&g.configPath, "config", config.DefaultFile, "config file; when the default is absent, built-in defaults are used")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
@@ -51,10 +64,37 @@ func (g *globals) configGiven(cmd *cobra.Command) bool {
 	return err != nil || cfg.File != ""
 }
 
+// logger returns the logger --log-level asks for, writing text lines to stderr. It also
+// routes go-redis' own log lines (which otherwise go to stderr in a format of their own,
+// whatever the level) through it, at warn.
 func (g *globals) logger(cmd *cobra.Command) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)
 	}
-	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})), nil
+	l := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	goredis.SetLogger(redisLogger{l: l.With("component", "go-redis")})
+	goredis.SetLogLevel(redisLogLevel(level))
+	return l, nil
+}
+
+// redisLogger adapts slog to go-redis' logger. go-redis' lines carry no level of their own
+// (its level is a global filter, set to match --log-level), so they are logged at warn: what
+// it prints is about connections and commands that did not go as asked.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.Log(ctx, slog.LevelWarn, strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: "))
+}
+
+func redisLogLevel(l slog.Level) logging.LogLevelT {
+	switch {
+	case l <= slog.LevelDebug:
+		return logging.LogLevelDebug
+	case l <= slog.LevelInfo:
+		return logging.LogLevelInfo
+	case l <= slog.LevelWarn:
+		return logging.LogLevelWarn
+	}
+	return logging.LogLevelError
 }

@@ -38,7 +38,9 @@ func TestMain(m *testing.M) {
 		cancel()
 		os.Exit(code)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeBinary()
+	os.Exit(code)
 }
 
 // cliProcess runs one command line in a child process with extra environment variables and

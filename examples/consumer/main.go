@@ -19,7 +19,10 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	// Every backend the config file may pick: switching brokers is a config change alone.
 	_ "github.com/eventbus-go/eventbus/backends/kafka"
+	_ "github.com/eventbus-go/eventbus/backends/rabbitmq"
+	_ "github.com/eventbus-go/eventbus/backends/redis"
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
 	"github.com/eventbus-go/eventbus/router"
