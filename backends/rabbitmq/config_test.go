@@ -86,3 +86,18 @@ rabbitmq:
 	assert.Contains(t, got[2], `rabbitmq.stream.start_from: "latest": want oldest or newest`)
 	assert.Empty(t, problems(t, "backend: rabbitmq\nrabbitmq:\n  exchange: {type: fanout, name: \"{topic}\"}\n  queue: {type: stream}\n"))
 }
+
+func TestDeliveryLimitAndDeadLetterRules(t *testing.T) {
+	got := problems(t, `backend: rabbitmq
+rabbitmq:
+  queue:
+    delivery_limit: -1
+    dead_letter_queue: dead
+    arguments: {x-dead-letter-exchange: dlx}
+`)
+	require.Len(t, got, 3, strings.Join(got, "\n"))
+	assert.Contains(t, got[0], "test.yaml:4: rabbitmq.queue.delivery_limit: -1: must not be negative")
+	assert.Contains(t, got[1], `test.yaml:5: rabbitmq.queue.dead_letter_queue: "dead" must contain "{queue}"`)
+	assert.Contains(t, got[2], "test.yaml:6: rabbitmq.queue.arguments.x-dead-letter-exchange: is set by queue.dead_letter_queue")
+	assert.Empty(t, problems(t, "backend: rabbitmq\nrabbitmq:\n  queue: {delivery_limit: 0, dead_letter_queue: \"\"}\n"))
+}

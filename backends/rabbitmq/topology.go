@@ -70,7 +70,7 @@ func (t topology) declareQueue(ch *amqp.Channel, topic, group string, temporary 
 		return "", err
 	}
 	name := t.queueName(topic, group)
-	args, err := t.queueArgs(group, temporary)
+	args, err := t.queueArgs(topic, group, temporary)
 	if err != nil {
 		return "", err
 	}
@@ -78,10 +78,16 @@ func (t topology) declareQueue(ch *amqp.Channel, topic, group string, temporary 
 	if group == "" && !t.stream() {
 		durable, autoDelete, exclusive = false, true, true
 	}
+	if dead := t.deadLetterName(name); dead != "" && group != "" && !t.stream() {
+		// Declared first, so that the broker has somewhere to put a dead letter from the start.
+		if _, err := ch.QueueDeclare(dead, durable, false, false, false, t.deadLetterArgs(temporary)); err != nil {
+			return "", fmt.Errorf("declare dead-letter queue %s: %w%s", dead, err, preconditionHint(err, "queue.type or queue.durable"))
+		}
+	}
 	q, err := ch.QueueDeclare(name, durable, autoDelete, exclusive, false, args)
 	if err != nil {
 		return "", fmt.Errorf("declare queue %s: %w%s", name, err,
-			preconditionHint(err, "queue.type, queue.durable, queue.single_active_consumer or queue.arguments (or the group was declared temporary once and not now)"))
+			preconditionHint(err, "queue.type, queue.durable, queue.single_active_consumer, queue.delivery_limit, queue.dead_letter_queue or queue.arguments (or the group was declared temporary once and not now)"))
 	}
 	ex := t.exchangeName(topic)
 	if err := ch.QueueBind(q.Name, topic, ex, false, nil); err != nil {
@@ -90,7 +96,7 @@ func (t topology) declareQueue(ch *amqp.Channel, topic, group string, temporary 
 	return q.Name, nil
 }
 
-func (t topology) queueArgs(group string, temporary bool) (amqp.Table, error) {
+func (t topology) queueArgs(topic, group string, temporary bool) (amqp.Table, error) {
 	args, err := toTable(t.cfg.Queue.Arguments)
 	if err != nil {
 		return nil, fmt.Errorf("queue.arguments: %w", err)
@@ -112,10 +118,38 @@ func (t topology) queueArgs(group string, temporary bool) (amqp.Table, error) {
 	if t.cfg.Queue.SingleActiveConsumer {
 		args["x-single-active-consumer"] = true
 	}
+	if t.cfg.Queue.Type == QueueQuorum && t.cfg.Queue.DeliveryLimit > 0 {
+		args["x-delivery-limit"] = t.cfg.Queue.DeliveryLimit
+	}
+	if dead := t.deadLetterName(t.queueName(topic, group)); dead != "" {
+		args["x-dead-letter-exchange"] = "" // the default exchange routes by queue name
+		args["x-dead-letter-routing-key"] = dead
+	}
 	if temporary {
 		args["x-expires"] = t.cfg.Queue.TemporaryGroupExpiry.Milliseconds()
 	}
 	return args, nil
+}
+
+// deadLetterName is the dead-letter queue of queue, "" when dead-lettering is off.
+func (t topology) deadLetterName(queue string) string {
+	if t.cfg.Queue.DeadLetterQueue == "" || queue == "" {
+		return ""
+	}
+	return strings.ReplaceAll(t.cfg.Queue.DeadLetterQueue, "{queue}", queue)
+}
+
+// deadLetterArgs declare a dead-letter queue: of the group queue's type, expiring with it when
+// the group is temporary, and without a dead-letter target of its own.
+func (t topology) deadLetterArgs(temporary bool) amqp.Table {
+	args := amqp.Table{"x-queue-type": t.cfg.Queue.Type}
+	if t.cfg.Queue.Type == QueueQuorum && t.cfg.Queue.DeliveryLimit > 0 {
+		args["x-delivery-limit"] = t.cfg.Queue.DeliveryLimit // RabbitMQ 4's default of 20 would discard
+	}
+	if temporary {
+		args["x-expires"] = t.cfg.Queue.TemporaryGroupExpiry.Milliseconds()
+	}
+	return args
 }
 
 // consumeArgs are basic.consume's arguments: where a stream consumer starts.
