@@ -255,3 +255,47 @@ wait:
 	require.Eventually(t, func() bool { return pendingCount(t, c, topic, cfg.ConsumerGroup) == 0 }, 5*time.Second, 10*time.Millisecond)
 	assert.Equal(t, uint64(n), sub.Stats().Delivered)
 }
+
+// A temporary group (bus.WithTemporaryGroup: the CLI's consume, the demo) is destroyed on Close
+// on every stream it read; a stream that reading a missing topic created, still empty, goes
+// with it. A stream with entries stays, and so do other groups.
+func TestTemporaryGroupRemovedOnClose(t *testing.T) {
+	c := needBroker(t, sharedAddr)
+	p := prefix(t, c)
+	withData, missing := p+"with-data", p+"missing"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, c.XAdd(ctx, &goredis.XAddArgs{Stream: withData, Values: map[string]any{"payload": "x"}}).Err())
+	require.NoError(t, c.XGroupCreate(ctx, withData, "service", "0").Err())
+
+	cfg := testConfig(sharedAddr)
+	b, _ := openBus(t, cfg, bus.WithTemporaryGroup("eventbus-cli-tmp"))
+	for _, topic := range []string{withData, missing} {
+		_, err := b.Subscriber.Subscribe(ctx, topic)
+		require.NoError(t, err)
+	}
+	groups := func(stream string) []string {
+		gs, err := c.XInfoGroups(ctx, stream).Result()
+		require.NoError(t, err)
+		var names []string
+		for _, g := range gs {
+			names = append(names, g.Name)
+		}
+		return names
+	}
+	require.ElementsMatch(t, []string{"service", "eventbus-cli-tmp"}, groups(withData))
+	require.Equal(t, int64(1), c.Exists(ctx, missing).Val(), "subscribing created the stream")
+	require.NoError(t, b.Close())
+
+	assert.Equal(t, []string{"service"}, groups(withData), "the temporary group is gone, the service's stays")
+	assert.Equal(t, int64(1), c.XLen(ctx, withData).Val(), "entries stay")
+	assert.Equal(t, int64(0), c.Exists(ctx, missing).Val(), "the empty stream the subscription created is gone")
+
+	// A service's group is never removed.
+	cfg.ConsumerGroup = "service"
+	b2, _ := openBus(t, cfg)
+	_, err := b2.Subscriber.Subscribe(ctx, withData)
+	require.NoError(t, err)
+	require.NoError(t, b2.Close())
+	assert.Equal(t, []string{"service"}, groups(withData))
+}
