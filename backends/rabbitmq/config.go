@@ -100,7 +100,8 @@ type QueueConfig struct {
 	SingleActiveConsumer bool `yaml:"single_active_consumer"`
 	// TemporaryGroupExpiry is the x-expires put on the queues of a group the caller marked as
 	// temporary (bus.WithTemporaryGroup: the CLI's own groups, the demo's): RabbitMQ deletes
-	// such a queue once it has had no consumer for this long. Queues of other groups never
+	// such a queue once it has had no consumer for this long. Close deletes them at once; the
+	// expiry covers a process that dies without closing. Queues of other groups never
 	// expire. Default: 30m.
 	TemporaryGroupExpiry time.Duration `yaml:"temporary_group_expiry"`
 	// DeliveryLimit is a quorum queue's x-delivery-limit: after this many requeues of a message

@@ -2,6 +2,7 @@ package rabbitmq_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -67,4 +68,44 @@ func TestDeliveryLimitDeadLettersInsteadOfDropping(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	assert.Equal(t, "evt-limit", d.MessageId)
+}
+
+// A temporary group's queues (bus.WithTemporaryGroup: the CLI's consume, the demo), and their
+// dead-letter queues, are deleted on Close rather than left to expire; a service's stay.
+func TestTemporaryGroupQueuesDeletedOnClose(t *testing.T) {
+	url := brokerURL(t)
+	topic := uniqueTopic("tmp")
+	conn, err := amqp.Dial(url)
+	require.NoError(t, err)
+	defer conn.Close()
+	exists := func(q string) bool {
+		ch, err := conn.Channel()
+		require.NoError(t, err)
+		defer ch.Close()
+		_, err = ch.QueueDeclarePassive(q, true, false, false, false, nil)
+		var ae *amqp.Error
+		if errors.As(err, &ae) && ae.Code == amqp.NotFound {
+			return false
+		}
+		require.NoError(t, err)
+		return true
+	}
+	use := func(opts ...bus.Option) {
+		b := openBackend(t, testConfig(url), opts...)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		msgs, err := b.Subscriber.Subscribe(ctx, topic)
+		require.NoError(t, err)
+		require.NoError(t, b.Publish(ctx, topic, bus.Event{ID: "e", Type: "t", Source: "s"}))
+		receive(t, ctx, msgs).Ack()
+		require.NoError(t, b.Close())
+	}
+
+	use(bus.WithTemporaryGroup("cli-tmp"))
+	assert.False(t, exists("cli-tmp."+topic), "the temporary group's queue is left behind")
+	assert.False(t, exists("cli-tmp."+topic+".dead"), "its dead-letter queue is left behind")
+
+	use(bus.WithConsumerGroup("service"))
+	assert.True(t, exists("service."+topic))
+	assert.True(t, exists("service."+topic+".dead"))
 }

@@ -323,6 +323,7 @@ func (p *publisher) Close() error {
 		}
 		slot.mu.Unlock()
 	}
+	p.topo.deleteTemporary(p.conn, p.logger)
 	return p.conn.Close()
 }
 

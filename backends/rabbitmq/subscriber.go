@@ -105,6 +105,7 @@ func (s *subscriber) Close() error {
 	close(s.closing)
 	s.mu.Unlock()
 	s.subs.Wait()
+	s.topo.deleteTemporary(s.conn, s.logger)
 	return s.conn.Close()
 }
 

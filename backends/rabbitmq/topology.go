@@ -1,9 +1,13 @@
 package rabbitmq
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
+	"time"
 	"unicode/utf8"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -17,7 +21,70 @@ var ErrInvalidTopic = errors.New("invalid topic")
 // declares them. Declarations are idempotent; a declaration whose arguments differ from the
 // existing entity's fails with PRECONDITION_FAILED, reported with what to fix.
 type topology struct {
-	cfg *Config
+	cfg  *Config
+	temp *temporaryQueues // nil: nothing is recorded
+}
+
+// temporaryQueues records the queues declared for a temporary group (and their dead-letter
+// queues), which Close deletes at once rather than leaving them to x-expires.
+type temporaryQueues struct {
+	mu    sync.Mutex
+	names map[string]struct{}
+}
+
+func (q *temporaryQueues) add(names ...string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.names == nil {
+		q.names = map[string]struct{}{}
+	}
+	for _, n := range names {
+		if n != "" {
+			q.names[n] = struct{}{}
+		}
+	}
+}
+
+func (q *temporaryQueues) take() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	names := make([]string, 0, len(q.names))
+	for n := range q.names {
+		names = append(names, n)
+	}
+	q.names = nil
+	return names
+}
+
+// deleteTemporary deletes the temporary group's queues declared so far, on conn. A queue that
+// cannot be deleted (the broker is unreachable) is logged and left to expire after
+// queue.temporary_group_expiry.
+func (t topology) deleteTemporary(conn *Connection, logger *slog.Logger) {
+	if t.temp == nil {
+		return
+	}
+	names := t.temp.take()
+	if len(names) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var ch *amqp.Channel
+	for _, name := range names {
+		var err error
+		if ch == nil || ch.IsClosed() { // a failed delete closes the channel
+			if ch, err = conn.Channel(ctx); err != nil {
+				logger.Warn("cannot delete the temporary group's queues; they expire once unused", "queues", names, "expiry", t.cfg.Queue.TemporaryGroupExpiry, "error", err)
+				return
+			}
+		}
+		if _, err = ch.QueueDelete(name, false, false, false); err != nil {
+			logger.Warn("cannot delete a temporary group's queue; it expires once unused", "queue", name, "expiry", t.cfg.Queue.TemporaryGroupExpiry, "error", err)
+		}
+	}
+	if ch != nil {
+		_ = ch.Close()
+	}
 }
 
 func (t topology) stream() bool { return t.cfg.Queue.Type == QueueStream }
@@ -88,6 +155,9 @@ func (t topology) declareQueue(ch *amqp.Channel, topic, group string, temporary 
 	if err != nil {
 		return "", fmt.Errorf("declare queue %s: %w%s", name, err,
 			preconditionHint(err, "queue.type, queue.durable, queue.single_active_consumer, queue.delivery_limit, queue.dead_letter_queue or queue.arguments (or the group was declared temporary once and not now)"))
+	}
+	if temporary && group != "" && !t.stream() && t.temp != nil {
+		t.temp.add(q.Name, t.deadLetterName(q.Name))
 	}
 	ex := t.exchangeName(topic)
 	if err := ch.QueueBind(q.Name, topic, ex, false, nil); err != nil {
