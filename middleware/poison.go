@@ -73,8 +73,8 @@ type PoisonConfig struct {
 	// OnPoisoned is what happens to a key's later messages when one of its messages goes to
 	// the poison queue: "skip" handles them as usual; "park" sends them to the poison queue too,
 	// unhandled and marked as parked behind the poisoned message's id, until the poisoned
-	// message, redriven, succeeds (see NewPoison). Park keeps a key's order across a failure, at the price of holding
-	// back its later events until an operator redrives. Default: skip.
+	// message, redriven, succeeds (see NewPoison). Park keeps a key's order across a failure,
+	// at the price of holding back its later events until an operator redrives. Default: skip.
 	OnPoisoned OnPoisoned `yaml:"on_poisoned"`
 }
 
