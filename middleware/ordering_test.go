@@ -215,6 +215,80 @@ func TestParkHoldsLaterMessagesOfThePoisonedKey(t *testing.T) {
 	assert.Equal(t, "a-4", got[4].UUID)
 }
 
+// TestParkStaysWhileRedrivenMessageFailsAgain: the operator redrives a key's poisoned message
+// and the messages parked behind it, in order; the poisoned one fails again. The later ones
+// must be parked again, not handled while the earlier one is still broken. Once it is fixed, a
+// second redrive handles all three in order.
+func TestParkStaysWhileRedrivenMessageFailsAgain(t *testing.T) {
+	addr := startBroker(t, 1)
+	topic, group := "repark-"+watermill.NewShortUUID(), "g-"+watermill.NewShortUUID()
+	b := openBus(t, kafkaConfig(addr, group, 16, 1))
+	cfg := orderingConfig(4)
+	cfg.Poison.OnPoisoned = middleware.Park
+	r, err := router.New(b, cfg)
+	require.NoError(t, err)
+	var broken atomic.Bool
+	broken.Store(true)
+	seen := newCalls()
+	r.AddConsumerHandler("h", topic, b.Subscriber, func(m *message.Message) error {
+		seen.add(m)
+		if m.UUID == "a-1" && broken.Load() {
+			return middleware.Permanent(errors.New("bad a-1"))
+		}
+		return nil
+	})
+	runRouter(t, r)
+	ev := func(id string) bus.Event { return bus.Event{ID: id, Type: "t", Source: "s", Key: "a"} }
+	require.NoError(t, b.Publish(context.Background(), topic, ev("a-1"), ev("a-2"), ev("a-3")))
+	poisoned := readTopic(t, addr, topic+".poison", 3)
+	seen.wait(t, 1)
+
+	// First redrive: a-1 fails again; a-2 and a-3 go back behind it.
+	redrive(t, b, topic, poisoned)
+	again := readTopic(t, addr, topic+".poison", 6)[3:]
+	for i, id := range []string{"a-1", "a-2", "a-3"} {
+		p, err := middleware.ParseProvenance(again[i])
+		require.NoError(t, err)
+		assert.Equal(t, id, again[i].UUID, "poison queue order")
+		if i > 0 {
+			assert.Equal(t, middleware.ReasonParked, p.Reason, "%s after the redriven a-1 failed again", id)
+			assert.Equal(t, "a-1", p.ParkedBehind)
+		}
+	}
+	var handled []string
+	for _, m := range seen.snapshot() {
+		handled = append(handled, m.UUID)
+	}
+	assert.Equal(t, []string{"a-1", "a-1"}, handled, "only a-1 reaches the handler while it fails")
+
+	// Fixed: the second redrive handles all three, in order.
+	broken.Store(false)
+	redrive(t, b, topic, again)
+	seen.wait(t, 5)
+	handled = handled[:0]
+	for _, m := range seen.snapshot()[2:] {
+		handled = append(handled, m.UUID)
+	}
+	assert.Equal(t, []string{"a-1", "a-2", "a-3"}, handled)
+}
+
+// redrive sends poison-queue messages back to topic as `eventbus dlq redrive` does.
+func redrive(t testing.TB, b *bus.Bus, topic string, poisoned []*message.Message) {
+	t.Helper()
+	for _, pm := range poisoned {
+		p, err := middleware.ParseProvenance(pm)
+		require.NoError(t, err)
+		rm := pm.Copy()
+		for k := range rm.Metadata {
+			if strings.HasPrefix(k, "eventbus_poison_") || k == middleware.HeaderParkedBehind {
+				delete(rm.Metadata, k)
+			}
+		}
+		rm.Metadata.Set(middleware.HeaderRedriveCount, strconv.Itoa(p.RedriveCount+1))
+		require.NoError(t, b.Publisher.Publish(topic, rm))
+	}
+}
+
 func partitionEnds(t testing.TB, addr, topic string) map[int32]int64 {
 	t.Helper()
 	client, err := sarama.NewClient([]string{addr}, sarama.NewConfig())

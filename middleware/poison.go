@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,9 +72,9 @@ type PoisonConfig struct {
 	Topic string `yaml:"topic"`
 	// OnPoisoned is what happens to a key's later messages when one of its messages goes to
 	// the poison queue: "skip" handles them as usual; "park" sends them to the poison queue too,
-	// unhandled and marked as parked behind the poisoned message's id, until a redriven message
-	// of the key arrives. Park keeps a key's order across a failure, at the price of holding
-	// back its later events until an operator redrives. Default: skip.
+	// unhandled and marked as parked behind the poisoned message's id, until the poisoned
+	// message, redriven, succeeds (see NewPoison). Park keeps a key's order across a failure,
+	// at the price of holding back its later events until an operator redrives. Default: skip.
 	OnPoisoned OnPoisoned `yaml:"on_poisoned"`
 }
 
@@ -106,7 +107,7 @@ const (
 	// Skip handles the key's later messages as usual.
 	Skip OnPoisoned = "skip"
 	// Park sends the key's later messages to the poison queue too, unhandled, with reason
-	// "parked" and HeaderParkedBehind, until a redriven message of the key arrives.
+	// "parked" and HeaderParkedBehind, until the poisoned message, redriven, succeeds.
 	Park OnPoisoned = "park"
 )
 
@@ -124,10 +125,12 @@ const maxErrorBytes = 8 << 10
 // When the message's context has ended (the consumer is shutting down or lost the partition)
 // the handler's error is returned as is: the message is redelivered rather than poisoned.
 //
-// Under the Park policy it remembers, per handler, topic and ordering key, the message it
-// poisoned, and parks the key's later messages behind it (see Park). That memory is the
-// process's own: after a restart, or when the partition moves to another instance, the key's
-// later messages are handled again.
+// Under the Park policy it remembers, per handler, topic and ordering key, the messages it
+// poisoned that are still poisoned, and parks the key's later messages behind the earliest of
+// them (see Park). A redriven poisoned message is handled again; if it fails again, the key's
+// redriven later messages are parked again behind it. That memory is the process's own: after
+// a restart, or when the partition moves to another instance, the key's later messages are
+// handled again.
 func NewPoison(pub message.Publisher, cfg PoisonConfig, logger *slog.Logger) (message.HandlerMiddleware, error) {
 	if pub == nil {
 		return nil, errors.New("poison: publisher is nil")
@@ -142,7 +145,7 @@ func NewPoison(pub message.Publisher, cfg PoisonConfig, logger *slog.Logger) (me
 	if err != nil {
 		host = "unknown"
 	}
-	p := &poison{pub: pub, cfg: cfg, park: cfg.OnPoisoned == Park, host: host, logger: logger, parked: map[parkKey]string{}}
+	p := &poison{pub: pub, cfg: cfg, park: cfg.OnPoisoned == Park, host: host, logger: logger, parked: map[parkKey]*parkState{}}
 	return p.middleware, nil
 }
 
@@ -154,10 +157,87 @@ type poison struct {
 	logger *slog.Logger
 
 	mu     sync.Mutex
-	parked map[parkKey]string // poisoned message id by handler, topic and key
+	seq    uint64                 // orders poisonings and parkings, under mu
+	parked map[parkKey]*parkState // keys with a message still poisoned, under mu
 }
 
 type parkKey struct{ handler, topic, key string }
+
+// parkState is what the park policy knows of one key.
+type parkState struct {
+	poisoned []poisonedID      // the key's messages still poisoned, earliest first
+	parkedAt map[string]uint64 // seq at which each message of the key was last parked
+}
+
+type poisonedID struct {
+	id  string
+	seq uint64 // when it was last poisoned
+}
+
+// admit decides whether the message id of pk may reach the handler, or is parked behind the
+// key's earliest poisoned message (returned). A key's messages come one at a time (the ordering
+// decorator hands out the next one of a key only once the previous one is acked), so admit,
+// and poisoned or handled for the same message, never interleave with another of its key.
+func (p *poison) admit(pk parkKey, id string, redriven bool) (behind string, park bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.parked[pk]
+	if st == nil {
+		return "", false
+	}
+	earliest := st.poisoned[0]
+	if redriven {
+		if earliest.id == id {
+			return "", false // the key's earliest broken message, sent back: try it again
+		}
+		at, wasParked := st.parkedAt[id]
+		if !slices.ContainsFunc(st.poisoned, func(e poisonedID) bool { return e.id == id }) &&
+			(!wasParked || earliest.seq < at) {
+			// A message this process parked (or one it does not know), redriven while the
+			// earliest poisoned message has not failed again since: the operator sent the key's
+			// later messages back without it (purged, or left in the queue). Unpark the key.
+			delete(p.parked, pk)
+			return "", false
+		}
+	}
+	p.seq++
+	st.parkedAt[id] = p.seq
+	return earliest.id, true
+}
+
+// poisoned records that id of pk went to the poison queue for a failure.
+func (p *poison) poisoned(pk parkKey, id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seq++
+	st := p.parked[pk]
+	if st == nil {
+		st = &parkState{parkedAt: map[string]uint64{}}
+		p.parked[pk] = st
+	}
+	for i := range st.poisoned {
+		if st.poisoned[i].id == id {
+			st.poisoned[i].seq = p.seq // failed again: it keeps its place
+			return
+		}
+	}
+	st.poisoned = append(st.poisoned, poisonedID{id: id, seq: p.seq})
+}
+
+// handled records that id of pk succeeded: it is no longer poisoned, and once none of the
+// key's messages is, the key is unparked.
+func (p *poison) handled(pk parkKey, id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.parked[pk]
+	if st == nil {
+		return
+	}
+	st.poisoned = slices.DeleteFunc(st.poisoned, func(e poisonedID) bool { return e.id == id })
+	if len(st.poisoned) == 0 {
+		delete(p.parked, pk)
+	}
+}
 
 func (p *poison) middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
@@ -168,16 +248,9 @@ func (p *poison) middleware(h message.HandlerFunc) message.HandlerFunc {
 		if why := msg.Metadata.Get(bus.HeaderInvalidReason); why != "" {
 			return nil, p.store(ctx, msg, ReasonInvalid, errors.New(why), nil, "")
 		}
-		if p.park && pk.key != "" {
-			p.mu.Lock()
-			behind, parked := p.parked[pk]
-			if parked && msg.Metadata.Get(HeaderRedriveCount) != "" {
-				// The operator redrove the key's messages: handle them again from here on.
-				delete(p.parked, pk)
-				parked = false
-			}
-			p.mu.Unlock()
-			if parked {
+		parking := p.park && pk.key != ""
+		if parking {
+			if behind, park := p.admit(pk, msg.UUID, msg.Metadata.Get(HeaderRedriveCount) != ""); park {
 				return nil, p.store(ctx, msg, ReasonParked, fmt.Errorf("parked behind poisoned message %s of key %q", behind, pk.key), nil, behind)
 			}
 		}
@@ -186,6 +259,9 @@ func (p *poison) middleware(h message.HandlerFunc) message.HandlerFunc {
 		out, err := h(msg)
 		msg.SetContext(ctx)
 		if err == nil {
+			if parking {
+				p.handled(pk, msg.UUID)
+			}
 			return out, nil
 		}
 		if ctx.Err() != nil {
@@ -201,10 +277,8 @@ func (p *poison) middleware(h message.HandlerFunc) message.HandlerFunc {
 		if perr := p.store(ctx, msg, reason, err, rec, ""); perr != nil {
 			return nil, errors.Join(err, perr)
 		}
-		if p.park && pk.key != "" {
-			p.mu.Lock()
-			p.parked[pk] = msg.UUID
-			p.mu.Unlock()
+		if parking {
+			p.poisoned(pk, msg.UUID)
 		}
 		return nil, nil
 	}

@@ -14,7 +14,7 @@ import (
 //
 //	router:
 //	  close_timeout: 30s
-//	  handler_timeout: 10s
+//	  handler_timeout: 30s
 //	  retry: {max_attempts: 5, initial_interval: 100ms, max_interval: 10s, max_elapsed_time: 1m}
 //	  poison: {enabled: true, topic: "{topic}.poison", on_poisoned: skip}
 //	  ordering: {concurrency: 16}
@@ -24,7 +24,12 @@ type Config struct {
 	// to finish. Default: 30s.
 	CloseTimeout time.Duration `yaml:"close_timeout"`
 	// HandlerTimeout bounds each attempt of a handler (the message context's deadline); 0 means
-	// no bound. Default: 0.
+	// no bound. Default: 30s, half of Kafka's default kafka.consumer.rebalance_timeout (60s):
+	// a hung handler holds its partition (and, with ordering, its key) until it returns, and a
+	// member that cannot give its partitions up within the rebalance timeout is dropped from the
+	// group. 30s leaves the rest for the drain and the offset commit. A handler that honours its
+	// context returns when the deadline passes, and the attempt is retried. Raise it together
+	// with rebalance_timeout for handlers that are slow on purpose.
 	HandlerTimeout time.Duration `yaml:"handler_timeout"`
 
 	Retry    middleware.RetryConfig    `yaml:"retry"`
@@ -54,11 +59,12 @@ type DedupConfig struct {
 // DefaultConfig returns the settings used when the file has no router: section.
 func DefaultConfig() Config {
 	return Config{
-		CloseTimeout: 30 * time.Second,
-		Retry:        middleware.DefaultRetryConfig(),
-		Poison:       middleware.DefaultPoisonConfig(),
-		Ordering:     middleware.DefaultOrderingConfig(),
-		Dedup:        DedupConfig{Window: 24 * time.Hour, Store: "memory", MaxEntries: 1_000_000, Redis: dedupredis.DefaultConfig()},
+		CloseTimeout:   30 * time.Second,
+		HandlerTimeout: 30 * time.Second,
+		Retry:          middleware.DefaultRetryConfig(),
+		Poison:         middleware.DefaultPoisonConfig(),
+		Ordering:       middleware.DefaultOrderingConfig(),
+		Dedup:          DedupConfig{Window: 24 * time.Hour, Store: "memory", MaxEntries: 1_000_000, Redis: dedupredis.DefaultConfig()},
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -91,4 +92,44 @@ func TestConcurrencyNeedsPipelining(t *testing.T) {
 	defer b2.Close()
 	_, err = router.New(b2, c)
 	assert.NoError(t, err)
+}
+
+// TestHandlerTimeoutDefault: a router built from a file that does not set handler_timeout
+// bounds each handler attempt at the default, 30s (under Kafka's 60s rebalance_timeout), so a
+// hung handler's context is cancelled before it costs the member its place in the group.
+func TestHandlerTimeoutDefault(t *testing.T) {
+	addr := brokertest.StartKafka(t, 1)
+	cfg, err := config.Parse("eventbus.yaml", []byte(brokertest.KafkaYAML(addr)+"router:\n  close_timeout: 5s\n"))
+	require.NoError(t, err)
+	b, err := bus.Open(context.Background(), cfg, bus.WithLogger(brokertest.Logger()))
+	require.NoError(t, err)
+	defer b.Close()
+	r, err := router.FromConfig(b, cfg)
+	require.NoError(t, err)
+	type seen struct {
+		start, deadline time.Time
+		ok              bool
+	}
+	got := make(chan seen, 1)
+	topic := "hung-" + strings.ReplaceAll(t.Name(), "/", "-")
+	r.AddConsumerHandler("hung", topic, b.Subscriber, func(m *message.Message) error {
+		d, ok := m.Context().Deadline()
+		select {
+		case got <- seen{start: time.Now(), deadline: d, ok: ok}:
+		default:
+		}
+		return nil
+	})
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	defer func() { _ = r.Close(); <-done }()
+	<-r.Running()
+	require.NoError(t, b.Publish(context.Background(), topic, bus.Event{ID: "e1", Type: "t", Source: "s"}))
+	select {
+	case s := <-got:
+		require.True(t, s.ok, "the handler's context has no deadline: a hung handler would hold its partition forever")
+		assert.InDelta(t, float64(30*time.Second), float64(s.deadline.Sub(s.start)), float64(time.Second))
+	case <-time.After(30 * time.Second):
+		t.Fatal("the handler was not called")
+	}
 }

@@ -162,9 +162,13 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 	if !persistent {
 		caps.Notes[driver.Persistence] = "the embedded broker keeps data in memory; set embedded_data_dir"
 	}
+	wsub := &subscriber{next: sub, creator: creator, start: start, group: cfg.ConsumerGroup, watermill: !pipelined, closing: make(chan struct{})}
+	if o.TemporaryGroup && cfg.ConsumerGroup != "" {
+		wsub.removeGroup = groupRemover(cfg.Brokers, sc, cfg.ConsumerGroup, logger)
+	}
 	return &driver.Conn{
 		Publisher:    &publisher{next: pub, creator: creator, maxBytes: cfg.Publisher.MaxMessageBytes, recordVersion: recordVersion(sc)},
-		Subscriber:   &subscriber{next: sub, creator: creator, start: start, group: cfg.ConsumerGroup, watermill: !pipelined, closing: make(chan struct{})},
+		Subscriber:   wsub,
 		Capabilities: caps,
 		Close:        closeAll,
 		As: func(target any) bool {

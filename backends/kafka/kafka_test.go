@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
@@ -180,4 +181,42 @@ func TestKeyPicksPartition(t *testing.T) {
 		used[p] = true
 	}
 	assert.Greater(t, len(used), 1, "four keys over four partitions all hashed to one: the key is not the record key")
+}
+
+// A temporary consumer group (bus.WithTemporaryGroup: the CLI's consume, the demo) is deleted
+// when the subscriber closes, on both subscribers; a service's group stays.
+func TestTemporaryGroupDeletedOnClose(t *testing.T) {
+	for _, window := range []int{0, 8} {
+		t.Run(fmt.Sprintf("max_in_flight=%d", window), func(t *testing.T) {
+			addr := startBroker(t)
+			topic := "tmp-" + watermill.NewShortUUID()
+			groups := func() map[string]string {
+				admin, err := sarama.NewClusterAdmin([]string{addr}, sarama.NewConfig())
+				require.NoError(t, err)
+				defer admin.Close()
+				gs, err := admin.ListConsumerGroups()
+				require.NoError(t, err)
+				return gs
+			}
+			consume := func(opts ...bus.Option) {
+				b := openBus(t, addr, append(opts, bus.WithMaxInFlight(window))...)
+				require.NoError(t, b.Publish(context.Background(), topic, bus.Event{ID: watermill.NewShortUUID(), Type: "t", Source: "s"}))
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				msgs, err := b.Subscriber.Subscribe(ctx, topic)
+				require.NoError(t, err)
+				select {
+				case m := <-msgs:
+					m.Ack()
+				case <-ctx.Done():
+					t.Fatal("no message")
+				}
+				require.NoError(t, b.Close())
+			}
+			consume(bus.WithTemporaryGroup("eventbus-cli-tmp"), bus.WithStartFrom(bus.StartOldest))
+			assert.NotContains(t, groups(), "eventbus-cli-tmp")
+			consume(bus.WithConsumerGroup("service"), bus.WithStartFrom(bus.StartOldest))
+			assert.Contains(t, groups(), "service")
+		})
+	}
 }

@@ -21,9 +21,10 @@ import (
 //
 //   - Records are handed out in offset order per partition, without waiting for acks, while
 //     fewer than window records of the partition lie beyond its committable offset.
-//   - Each record is acked on its own. A partition's offset is marked (and committed by Sarama's
-//     auto-commit, and on every session end) only up to the first record not yet acked: the
-//     contiguous prefix. A crash therefore re-delivers at most the window, never skips a record.
+//   - Each record is acked on its own. A partition's offset is marked (and committed every
+//     commit_interval, and on every session end) only up to the first record not yet acked: the
+//     contiguous prefix. A crash therefore re-delivers at most the window plus what was marked
+//     since the last commit, never skips a record.
 //   - A nacked record is handed out again after nack_delay, possibly after later records
 //     of its partition; keeping a key's order across a nack is the ordering middleware's job.
 //   - When the subscriber closes or a rebalance takes a partition away, it stops handing out

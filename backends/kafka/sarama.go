@@ -63,6 +63,8 @@ func (c *Config) saramaConfig() (*sarama.Config, error) {
 	sc.Consumer.Group.Session.Timeout = c.Consumer.SessionTimeout
 	sc.Consumer.Group.Heartbeat.Interval = c.Consumer.HeartbeatInterval
 	sc.Consumer.Group.Rebalance.Timeout = c.Consumer.RebalanceTimeout
+	sc.Consumer.Offsets.AutoCommit.Enable = true
+	sc.Consumer.Offsets.AutoCommit.Interval = c.Consumer.CommitInterval
 
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("sarama rejected the configuration: %w", err)

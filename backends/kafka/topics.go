@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -169,6 +172,10 @@ type subscriber struct {
 	// subscriber, whose messages need their position recorded.
 	group     string
 	watermill bool
+	// removeGroup, when not nil, deletes the consumer group on Close: the group is temporary
+	// (driver.Options.TemporaryGroup). subscribed says whether there is a group to delete.
+	removeGroup func()
+	subscribed  atomic.Bool
 
 	closeOnce  sync.Once
 	closeErr   error
@@ -201,6 +208,7 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err != nil {
 		return nil, classify(fmt.Sprintf("subscribe to %s", topic), err)
 	}
+	s.subscribed.Store(true)
 	if !s.watermill {
 		return msgs, nil
 	}
@@ -227,12 +235,44 @@ func (s *subscriber) SubscribeInitialize(topic string) error {
 
 // Close closes the underlying subscriber once (Watermill's Kafka subscriber's closed flag is
 // not safe for concurrent Close calls, and the router and Bus.Close both close it); when it
-// returns, every subscription's channel is closed, as Watermill's subscriber contract asks.
+// returns, every subscription's channel is closed, as Watermill's subscriber contract asks,
+// and a temporary consumer group is deleted.
 func (s *subscriber) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		s.closeErr = s.next.Close()
 		s.forwarders.Wait()
+		if s.removeGroup != nil && s.subscribed.Load() {
+			s.removeGroup()
+		}
 	})
 	return s.closeErr
+}
+
+// groupRemover returns a function that deletes consumer group group through the admin API,
+// once its members (this process's, which have just left) are gone. A failure is logged: the
+// group then stays behind, with its offsets, as it would without this clean-up.
+func groupRemover(brokers []string, sc *sarama.Config, group string, logger *slog.Logger) func() {
+	return func() {
+		admin, err := sarama.NewClusterAdmin(brokers, sc)
+		if err != nil {
+			logger.Warn("kafka: cannot remove the temporary consumer group", "group", group, "err", err)
+			return
+		}
+		defer admin.Close()
+		// Members leave the group as they close; the coordinator may take a moment to see the
+		// group empty.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			err = admin.DeleteConsumerGroup(group)
+			if err == nil || errors.Is(err, sarama.ErrGroupIDNotFound) {
+				return
+			}
+			if !errors.Is(err, sarama.ErrNonEmptyGroup) || time.Now().After(deadline) {
+				logger.Warn("kafka: cannot remove the temporary consumer group", "group", group, "err", err)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 }

@@ -100,13 +100,30 @@ type QueueConfig struct {
 	SingleActiveConsumer bool `yaml:"single_active_consumer"`
 	// TemporaryGroupExpiry is the x-expires put on the queues of a group the caller marked as
 	// temporary (bus.WithTemporaryGroup: the CLI's own groups, the demo's): RabbitMQ deletes
-	// such a queue once it has had no consumer for this long. Queues of other groups never
+	// such a queue once it has had no consumer for this long. Close deletes them at once; the
+	// expiry covers a process that dies without closing. Queues of other groups never
 	// expire. Default: 30m.
 	TemporaryGroupExpiry time.Duration `yaml:"temporary_group_expiry"`
+	// DeliveryLimit is a quorum queue's x-delivery-limit: after this many requeues of a message
+	// (nacks, or consumers lost while it was out) the broker dead-letters it. It is declared
+	// explicitly because RabbitMQ 4 otherwise applies 20 and, without a dead-letter target,
+	// discards the message. Unlimited (-1) is not offered: RabbitMQ 3.x accepts -1 but
+	// dead-letters at the first requeue (seen on 3.10.8). 0 declares none, for queues declared
+	// before this setting existed: RabbitMQ refuses to redeclare a queue with other arguments
+	// (PRECONDITION_FAILED); with 0 and dead_letter_queue "" such queues keep working, or delete
+	// them once drained. Default: 1000000.
+	DeliveryLimit int64 `yaml:"delivery_limit"`
+	// DeadLetterQueue names the queue that takes a group queue's dead letters (delivery limit
+	// reached, and x-message-ttl or x-max-length drops); "{queue}" stands for the group's queue.
+	// The driver declares it beside the group's queue, of the same type, and points
+	// x-dead-letter-exchange (the default exchange) and x-dead-letter-routing-key at it, so the
+	// broker never discards a message. "" declares no dead-letter target (route dead letters
+	// yourself with a policy). Quorum and classic queues. Default: "{queue}.dead".
+	DeadLetterQueue string `yaml:"dead_letter_queue"`
 	// Arguments are further x-arguments for queue.declare, e.g. {x-max-length: 100000,
-	// x-overflow: reject-publish} or {x-delivery-limit: 20, x-dead-letter-exchange: dlx}. Every
-	// instance must declare the same ones. x-queue-type and x-single-active-consumer are set
-	// by Type and SingleActiveConsumer. Default: none.
+	// x-overflow: reject-publish}. Every instance must declare the same ones. x-queue-type,
+	// x-single-active-consumer, x-delivery-limit and the dead-letter target are set by the
+	// fields above. Default: none.
 	Arguments map[string]any `yaml:"arguments"`
 }
 
@@ -220,6 +237,8 @@ func DefaultConfig() *Config {
 			Name:                 "{group}.{topic}",
 			Durable:              true,
 			TemporaryGroupExpiry: 30 * time.Minute,
+			DeliveryLimit:        1_000_000,
+			DeadLetterQueue:      "{queue}.dead",
 		},
 		Stream: StreamConfig{Name: "{topic}", MaxAge: 7 * 24 * time.Hour},
 		Publisher: PublisherConfig{
@@ -238,9 +257,12 @@ func DefaultConfig() *Config {
 // reservedArguments are set from typed fields; giving them in queue.arguments would let the two
 // disagree.
 var reservedArguments = map[string]string{
-	"x-queue-type":             "queue.type",
-	"x-single-active-consumer": "queue.single_active_consumer",
-	"x-expires":                "queue.temporary_group_expiry (for temporary groups)",
+	"x-queue-type":              "queue.type",
+	"x-single-active-consumer":  "queue.single_active_consumer",
+	"x-expires":                 "queue.temporary_group_expiry (for temporary groups)",
+	"x-delivery-limit":          "queue.delivery_limit",
+	"x-dead-letter-exchange":    "queue.dead_letter_queue",
+	"x-dead-letter-routing-key": "queue.dead_letter_queue",
 }
 
 // Validate reports every problem with paths relative to the rabbitmq: section.
@@ -289,6 +311,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Queue.TemporaryGroupExpiry > 0 && c.Queue.TemporaryGroupExpiry < time.Second {
 		add("queue.temporary_group_expiry", "must be at least 1s")
+	}
+	if c.Queue.DeliveryLimit < 0 {
+		add("queue.delivery_limit", "%d: must not be negative (RabbitMQ 3.x reads -1 as dead-letter at the first requeue); 0 declares no limit", c.Queue.DeliveryLimit)
+	}
+	if c.Queue.DeadLetterQueue != "" && !strings.Contains(c.Queue.DeadLetterQueue, "{queue}") {
+		add("queue.dead_letter_queue", `%q must contain "{queue}", or groups would share a dead-letter queue`, c.Queue.DeadLetterQueue)
 	}
 
 	switch c.Exchange.Type {

@@ -171,3 +171,18 @@ func TestTLSEnabledWithPlainURLIsAnError(t *testing.T) {
 	require.ErrorIs(t, err, config.ErrInvalid)
 	assert.Contains(t, err.Error(), "url: is amqp:// (plaintext) while tls.enabled is true")
 }
+
+func TestDeliveryLimitAndDeadLetterRules(t *testing.T) {
+	got := problems(t, `backend: rabbitmq
+rabbitmq:
+  queue:
+    delivery_limit: -1
+    dead_letter_queue: dead
+    arguments: {x-dead-letter-exchange: dlx}
+`)
+	require.Len(t, got, 3, strings.Join(got, "\n"))
+	assert.Contains(t, got[0], "test.yaml:4: rabbitmq.queue.delivery_limit: -1: must not be negative")
+	assert.Contains(t, got[1], `test.yaml:5: rabbitmq.queue.dead_letter_queue: "dead" must contain "{queue}"`)
+	assert.Contains(t, got[2], "test.yaml:6: rabbitmq.queue.arguments.x-dead-letter-exchange: is set by queue.dead_letter_queue")
+	assert.Empty(t, problems(t, "backend: rabbitmq\nrabbitmq:\n  queue: {delivery_limit: 0, dead_letter_queue: \"\"}\n"))
+}

@@ -60,7 +60,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		return nil, errors.Join(err, pubConn.Close())
 	}
 
-	topo := topology{cfg: &cfg}
+	topo := topology{cfg: &cfg, temp: &temporaryQueues{}}
 	var declare []groupQueue
 	if cfg.Publisher.DeclareConsumerGroup && cfg.ConsumerGroup != "" {
 		declare = append(declare, groupQueue{group: cfg.ConsumerGroup, temporary: o.TemporaryGroup})

@@ -343,6 +343,7 @@ func (p *publisher) Close() error {
 		}
 		slot.mu.Unlock()
 	}
+	p.topo.deleteTemporary(p.conn, p.logger)
 	return p.conn.Close()
 }
 

@@ -105,6 +105,7 @@ func (s *subscriber) Close() error {
 	close(s.closing)
 	s.mu.Unlock()
 	s.subs.Wait()
+	s.topo.deleteTemporary(s.conn, s.logger)
 	return s.conn.Close()
 }
 
@@ -166,6 +167,7 @@ func (sub *subscription) run(ctx context.Context, c *consumer) {
 	defer s.subs.Done()
 	defer close(sub.out)
 	bo := newBackoff(s.rc)
+	var lastFailure string // the last re-subscribe error logged at warn
 	for {
 		if c != nil {
 			lost := sub.consume(ctx, c)
@@ -193,9 +195,17 @@ func (sub *subscription) run(ctx context.Context, c *consumer) {
 		timer.Stop()
 		var err error
 		if c, err = sub.open(); err != nil {
-			sub.logger.Debug("cannot consume yet; retrying", "error", err)
+			// Until it succeeds nothing is consumed: say so at warn, with the broker's reason,
+			// once per distinct reason so that a long outage does not flood the log.
+			if err.Error() != lastFailure {
+				lastFailure = err.Error()
+				sub.logger.Warn("cannot consume after losing the subscription; retrying", "error", err)
+			} else {
+				sub.logger.Debug("cannot consume yet; retrying", "error", err)
+			}
 			c = nil
 		} else {
+			lastFailure = ""
 			sub.logger.Info("consuming again", "queue", c.queue)
 		}
 	}

@@ -1,9 +1,13 @@
 package rabbitmq
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
+	"time"
 	"unicode/utf8"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -19,7 +23,70 @@ var ErrInvalidTopic = fmt.Errorf("%w: invalid topic", driver.ErrInvalidEvent)
 // declares them. Declarations are idempotent; a declaration whose arguments differ from the
 // existing entity's fails with PRECONDITION_FAILED, reported with what to fix.
 type topology struct {
-	cfg *Config
+	cfg  *Config
+	temp *temporaryQueues // nil: nothing is recorded
+}
+
+// temporaryQueues records the queues declared for a temporary group (and their dead-letter
+// queues), which Close deletes at once rather than leaving them to x-expires.
+type temporaryQueues struct {
+	mu    sync.Mutex
+	names map[string]struct{}
+}
+
+func (q *temporaryQueues) add(names ...string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.names == nil {
+		q.names = map[string]struct{}{}
+	}
+	for _, n := range names {
+		if n != "" {
+			q.names[n] = struct{}{}
+		}
+	}
+}
+
+func (q *temporaryQueues) take() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	names := make([]string, 0, len(q.names))
+	for n := range q.names {
+		names = append(names, n)
+	}
+	q.names = nil
+	return names
+}
+
+// deleteTemporary deletes the temporary group's queues declared so far, on conn. A queue that
+// cannot be deleted (the broker is unreachable) is logged and left to expire after
+// queue.temporary_group_expiry.
+func (t topology) deleteTemporary(conn *Connection, logger *slog.Logger) {
+	if t.temp == nil {
+		return
+	}
+	names := t.temp.take()
+	if len(names) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var ch *amqp.Channel
+	for _, name := range names {
+		var err error
+		if ch == nil || ch.IsClosed() { // a failed delete closes the channel
+			if ch, err = conn.Channel(ctx); err != nil {
+				logger.Warn("cannot delete the temporary group's queues; they expire once unused", "queues", names, "expiry", t.cfg.Queue.TemporaryGroupExpiry, "error", err)
+				return
+			}
+		}
+		if _, err = ch.QueueDelete(name, false, false, false); err != nil {
+			logger.Warn("cannot delete a temporary group's queue; it expires once unused", "queue", name, "expiry", t.cfg.Queue.TemporaryGroupExpiry, "error", err)
+		}
+	}
+	if ch != nil {
+		_ = ch.Close()
+	}
 }
 
 func (t topology) stream() bool { return t.cfg.Queue.Type == QueueStream }
@@ -72,7 +139,7 @@ func (t topology) declareQueue(ch *amqp.Channel, topic, group string, temporary 
 		return "", err
 	}
 	name := t.queueName(topic, group)
-	args, err := t.queueArgs(group, temporary)
+	args, err := t.queueArgs(topic, group, temporary)
 	if err != nil {
 		return "", err
 	}
@@ -80,10 +147,19 @@ func (t topology) declareQueue(ch *amqp.Channel, topic, group string, temporary 
 	if group == "" && !t.stream() {
 		durable, autoDelete, exclusive = false, true, true
 	}
+	if dead := t.deadLetterName(name); dead != "" && group != "" && !t.stream() {
+		// Declared first, so that the broker has somewhere to put a dead letter from the start.
+		if _, err := ch.QueueDeclare(dead, durable, false, false, false, t.deadLetterArgs(temporary)); err != nil {
+			return "", fmt.Errorf("declare dead-letter queue %s: %w%s", dead, err, preconditionHint(err, "queue.type or queue.durable"))
+		}
+	}
 	q, err := ch.QueueDeclare(name, durable, autoDelete, exclusive, false, args)
 	if err != nil {
 		return "", fmt.Errorf("declare queue %s: %w%s", name, err,
-			preconditionHint(err, "queue.type, queue.durable, queue.single_active_consumer or queue.arguments (or the group was declared temporary once and not now)"))
+			preconditionHint(err, "queue.type, queue.durable, queue.single_active_consumer, queue.delivery_limit, queue.dead_letter_queue or queue.arguments (or the group was declared temporary once and not now)"))
+	}
+	if temporary && group != "" && !t.stream() && t.temp != nil {
+		t.temp.add(q.Name, t.deadLetterName(q.Name))
 	}
 	ex := t.exchangeName(topic)
 	if err := ch.QueueBind(q.Name, topic, ex, false, nil); err != nil {
@@ -92,7 +168,7 @@ func (t topology) declareQueue(ch *amqp.Channel, topic, group string, temporary 
 	return q.Name, nil
 }
 
-func (t topology) queueArgs(group string, temporary bool) (amqp.Table, error) {
+func (t topology) queueArgs(topic, group string, temporary bool) (amqp.Table, error) {
 	args, err := toTable(t.cfg.Queue.Arguments)
 	if err != nil {
 		return nil, fmt.Errorf("queue.arguments: %w", err)
@@ -114,10 +190,38 @@ func (t topology) queueArgs(group string, temporary bool) (amqp.Table, error) {
 	if t.cfg.Queue.SingleActiveConsumer {
 		args["x-single-active-consumer"] = true
 	}
+	if t.cfg.Queue.Type == QueueQuorum && t.cfg.Queue.DeliveryLimit > 0 {
+		args["x-delivery-limit"] = t.cfg.Queue.DeliveryLimit
+	}
+	if dead := t.deadLetterName(t.queueName(topic, group)); dead != "" {
+		args["x-dead-letter-exchange"] = "" // the default exchange routes by queue name
+		args["x-dead-letter-routing-key"] = dead
+	}
 	if temporary {
 		args["x-expires"] = t.cfg.Queue.TemporaryGroupExpiry.Milliseconds()
 	}
 	return args, nil
+}
+
+// deadLetterName is the dead-letter queue of queue, "" when dead-lettering is off.
+func (t topology) deadLetterName(queue string) string {
+	if t.cfg.Queue.DeadLetterQueue == "" || queue == "" {
+		return ""
+	}
+	return strings.ReplaceAll(t.cfg.Queue.DeadLetterQueue, "{queue}", queue)
+}
+
+// deadLetterArgs declare a dead-letter queue: of the group queue's type, expiring with it when
+// the group is temporary, and without a dead-letter target of its own.
+func (t topology) deadLetterArgs(temporary bool) amqp.Table {
+	args := amqp.Table{"x-queue-type": t.cfg.Queue.Type}
+	if t.cfg.Queue.Type == QueueQuorum && t.cfg.Queue.DeliveryLimit > 0 {
+		args["x-delivery-limit"] = t.cfg.Queue.DeliveryLimit // RabbitMQ 4's default of 20 would discard
+	}
+	if temporary {
+		args["x-expires"] = t.cfg.Queue.TemporaryGroupExpiry.Milliseconds()
+	}
+	return args
 }
 
 // consumeArgs are basic.consume's arguments: where a stream consumer starts.

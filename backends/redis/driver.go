@@ -117,6 +117,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 	if err != nil {
 		return nil, errors.Join(err, wpub.Close(), client.Close())
 	}
+	sub.temporary = o.TemporaryGroup
 
 	caps := driver.Capabilities{
 		ConsumerGroups:  true,

@@ -10,21 +10,28 @@ import (
 
 // maintain runs every ClaimInterval until ctx ends: it records the group's lag (to report what a
 // data loss cost), renews this consumer's hold on the entries it has, claims entries other
-// consumers left idle, and removes consumers that are gone and have nothing pending.
+// consumers left idle, and removes consumers that are gone and have nothing pending. Claims
+// start once the reader has read this consumer's own pending entries (see ownRead).
 func (sub *subscription) maintain(ctx context.Context) {
 	t := time.NewTicker(sub.cfg.Consumer.ClaimInterval)
 	defer t.Stop()
 	sub.observeLag(ctx)
-	sub.claim(ctx) // entries a stopped consumer left are taken over at start, not a tick later
+	ownRead := sub.ownRead
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-ownRead:
+			ownRead = nil
+			sub.claim(ctx) // entries a stopped consumer left are taken over at start, not a tick later
+			continue
 		case <-t.C:
 		}
 		sub.observeLag(ctx)
 		sub.renew(ctx)
-		sub.claim(ctx)
+		if ownRead == nil {
+			sub.claim(ctx)
+		}
 		sub.reapConsumers(ctx)
 	}
 }
@@ -105,17 +112,14 @@ func (sub *subscription) claim(ctx context.Context) {
 				deleted = append(deleted, m.ID) // Redis 6.2 returns trimmed entries as nil
 				continue
 			}
-			if sub.held.addNew(m.ID) {
-				fresh = append(fresh, m)
-			}
+			fresh = append(fresh, m)
 		}
 		if len(deleted) > 0 {
 			sub.reportGone(deleted)
 		}
-		if len(fresh) > 0 {
-			sub.s.n.claimed.Add(uint64(len(fresh)))
-			sub.log.Info("redis: claimed idle pending entries", "entries", len(fresh), "first_id", fresh[0].ID)
-			batch, _ := sub.entries(fresh)
+		if batch, _ := sub.entries(fresh); len(batch) > 0 { // entries leaves out the ids held here already
+			sub.s.n.claimed.Add(uint64(len(batch)))
+			sub.log.Info("redis: claimed idle pending entries", "entries", len(batch), "first_id", batch[0].id)
 			select {
 			case sub.raw <- batch:
 			case <-ctx.Done():

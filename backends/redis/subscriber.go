@@ -77,6 +77,10 @@ type Subscriber struct {
 	closing chan struct{}
 	subs    sync.WaitGroup
 	active  map[*subscription]struct{}
+	// temporary marks the group as throwaway (driver.Options.TemporaryGroup): Close destroys it
+	// on every stream in streams, where it was created or found.
+	temporary bool
+	streams   map[string]struct{}
 
 	n counters
 
@@ -102,6 +106,7 @@ func NewSubscriber(client redis.UniversalClient, cfg Config, logger *slog.Logger
 		logger:  logger,
 		closing: make(chan struct{}),
 		active:  map[*subscription]struct{}{},
+		streams: map[string]struct{}{},
 	}, nil
 }
 
@@ -154,6 +159,11 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 
 func (s *Subscriber) ensureGroup(ctx context.Context, stream string) error {
 	_, err := s.createGroup(ctx, stream, s.startID)
+	if err == nil {
+		s.mu.Lock()
+		s.streams[stream] = struct{}{}
+		s.mu.Unlock()
+	}
 	return err
 }
 
@@ -221,8 +231,10 @@ func (s *Subscriber) isClosed() bool {
 }
 
 // Close ends every subscription, waits up to DrainTimeout for messages already handed out to be
-// acked or nacked, and flushes their acks to Redis before returning. It does not close the
-// Redis client. Safe to call more than once.
+// acked or nacked, and flushes their acks to Redis before returning. A temporary group is then
+// destroyed on every stream it read, and a stream left empty and without groups is deleted
+// (the stream a read of a missing topic created). It does not close the Redis client. Safe to
+// call more than once.
 func (s *Subscriber) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -233,7 +245,41 @@ func (s *Subscriber) Close() error {
 	close(s.closing)
 	s.mu.Unlock()
 	s.subs.Wait()
+	if s.temporary {
+		s.destroyGroup()
+	}
 	return nil
+}
+
+// destroyScript destroys group ARGV[1] on stream KEYS[1] and deletes the stream if that leaves
+// it empty and without groups, in one step so that an entry added meanwhile is never deleted.
+var destroyScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('TYPE', KEYS[1])['ok'] ~= 'stream' then return 0 end
+redis.call('XGROUP', 'DESTROY', KEYS[1], ARGV[1])
+if redis.call('XLEN', KEYS[1]) == 0 and #redis.call('XINFO', 'GROUPS', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[1])
+  return 2
+end
+return 1
+`)
+
+// destroyGroup removes the temporary group from every stream it was created on. A failure is
+// logged: the group then stays behind, as it would without this clean-up.
+func (s *Subscriber) destroyGroup() {
+	s.mu.Lock()
+	streams := make([]string, 0, len(s.streams))
+	for st := range s.streams {
+		streams = append(streams, st)
+	}
+	s.mu.Unlock()
+	for _, st := range streams {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout+s.cfg.ReadTimeout)
+		err := destroyScript.Run(ctx, s.client, []string{st}, s.group).Err()
+		cancel()
+		if err != nil {
+			s.logger.Warn("redis: cannot remove the temporary consumer group; it stays on the stream", "stream", st, "group", s.group, "err", err)
+		}
+	}
 }
 
 // report logs a data loss as an error, counts it and hands it to the OnDataLoss hook.

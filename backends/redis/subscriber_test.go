@@ -185,3 +185,117 @@ func TestOpenFailsClearlyWhenRedisIsDown(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "connect to redis ["+cfg.Addrs[0]+"]")
 }
+
+// Entries a stopped instance left pending under the same consumer name, idle long enough to be
+// claimed, are both this consumer's own pending entries (read from id 0) and claimable
+// (XAUTOCLAIM): each must still be handed out once. Before the fix both paths delivered them
+// (12 entries, 17 deliveries), two copies at once with max_in_flight > 1.
+func TestOwnIdlePendingDeliveredOnce(t *testing.T) {
+	c := needBroker(t, sharedAddr)
+	topic := prefix(t, c) + "own-idle"
+	cfg := testConfig(sharedAddr)
+	cfg.Consumer.ConsumerName = "pod-1"
+	cfg.Consumer.MinIdle = 200 * time.Millisecond
+	cfg.Consumer.ClaimInterval = 50 * time.Millisecond
+	cfg.Consumer.MaxInFlight = 32
+	cfg.Consumer.ReadBatch = 1 // several pending reads, so that they overlap the first claim
+	const n = 12
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range n {
+		require.NoError(t, c.XAdd(ctx, &goredis.XAddArgs{Stream: topic, Values: map[string]any{"payload": strconv.Itoa(i)}}).Err())
+	}
+	// The stopped instance: pod-1 read every entry and never acked.
+	require.NoError(t, c.XGroupCreate(ctx, topic, cfg.ConsumerGroup, "0").Err())
+	require.NoError(t, c.XReadGroup(ctx, &goredis.XReadGroupArgs{
+		Group: cfg.ConsumerGroup, Consumer: "pod-1", Streams: []string{topic, ">"}, Count: n, Block: -1,
+	}).Err())
+	require.Eventually(t, func() bool {
+		p, err := c.XPendingExt(ctx, &goredis.XPendingExtArgs{Stream: topic, Group: cfg.ConsumerGroup, Start: "-", End: "+", Count: n}).Result()
+		if err != nil || len(p) != n {
+			return false
+		}
+		for _, e := range p {
+			if e.Idle < 2*cfg.Consumer.MinIdle {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, 20*time.Millisecond, "entries idle long enough to be claimable")
+
+	b, sub := openBus(t, cfg)
+	msgs, err := b.Subscriber.Subscribe(ctx, topic)
+	require.NoError(t, err)
+	seen := map[string]int{}
+	var out []*message.Message // held unacked, so that a second copy would be out at the same time
+	for len(seen) < n {
+		m := receive(t, ctx, msgs)
+		pos, ok := bus.PositionOf(m)
+		require.True(t, ok)
+		seen[pos.Coordinates]++
+		out = append(out, m)
+	}
+	// Several claim ticks pass with every entry held: a copy would be handed out meanwhile.
+	quiet := time.After(10 * cfg.Consumer.ClaimInterval)
+wait:
+	for {
+		select {
+		case m := <-msgs:
+			pos, _ := bus.PositionOf(m)
+			seen[pos.Coordinates]++
+			out = append(out, m)
+		case <-quiet:
+			break wait
+		}
+	}
+	for _, m := range out {
+		m.Ack()
+	}
+	assert.Equal(t, n, len(out), "deliveries of %d entries, per entry id: %v", n, seen)
+	require.Eventually(t, func() bool { return pendingCount(t, c, topic, cfg.ConsumerGroup) == 0 }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, uint64(n), sub.Stats().Delivered)
+}
+
+// A temporary group (bus.WithTemporaryGroup: the CLI's consume, the demo) is destroyed on Close
+// on every stream it read; a stream that reading a missing topic created, still empty, goes
+// with it. A stream with entries stays, and so do other groups.
+func TestTemporaryGroupRemovedOnClose(t *testing.T) {
+	c := needBroker(t, sharedAddr)
+	p := prefix(t, c)
+	withData, missing := p+"with-data", p+"missing"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, c.XAdd(ctx, &goredis.XAddArgs{Stream: withData, Values: map[string]any{"payload": "x"}}).Err())
+	require.NoError(t, c.XGroupCreate(ctx, withData, "service", "0").Err())
+
+	cfg := testConfig(sharedAddr)
+	b, _ := openBus(t, cfg, bus.WithTemporaryGroup("eventbus-cli-tmp"))
+	for _, topic := range []string{withData, missing} {
+		_, err := b.Subscriber.Subscribe(ctx, topic)
+		require.NoError(t, err)
+	}
+	groups := func(stream string) []string {
+		gs, err := c.XInfoGroups(ctx, stream).Result()
+		require.NoError(t, err)
+		var names []string
+		for _, g := range gs {
+			names = append(names, g.Name)
+		}
+		return names
+	}
+	require.ElementsMatch(t, []string{"service", "eventbus-cli-tmp"}, groups(withData))
+	require.Equal(t, int64(1), c.Exists(ctx, missing).Val(), "subscribing created the stream")
+	require.NoError(t, b.Close())
+
+	assert.Equal(t, []string{"service"}, groups(withData), "the temporary group is gone, the service's stays")
+	assert.Equal(t, int64(1), c.XLen(ctx, withData).Val(), "entries stay")
+	assert.Equal(t, int64(0), c.Exists(ctx, missing).Val(), "the empty stream the subscription created is gone")
+
+	// A service's group is never removed.
+	cfg.ConsumerGroup = "service"
+	b2, _ := openBus(t, cfg)
+	_, err := b2.Subscriber.Subscribe(ctx, withData)
+	require.NoError(t, err)
+	require.NoError(t, b2.Close())
+	assert.Equal(t, []string{"service"}, groups(withData))
+}

@@ -42,6 +42,11 @@ type subscription struct {
 
 	held    heldSet
 	stopped context.Context // done once the subscription stops handing out messages
+	// ownRead is closed once the reader has read this consumer's own pending entries (from id
+	// 0). Claims wait for it: XAUTOCLAIM also returns this consumer's own idle entries, and a
+	// claim running while they are read would hand the same ids out twice.
+	ownRead     chan struct{}
+	ownReadOnce sync.Once
 
 	lagMu       sync.Mutex
 	lag         int64
@@ -65,7 +70,13 @@ func newSubscription(s *Subscriber, stream, consumer string) *subscription {
 		window:   make(chan struct{}, cfg.Consumer.MaxInFlight),
 		acks:     make(chan string, ackQueue),
 		held:     heldSet{since: map[string]time.Time{}},
+		ownRead:  make(chan struct{}),
 	}
+}
+
+// ownPendingRead marks the end of the read of this consumer's own pending entries.
+func (sub *subscription) ownPendingRead() {
+	sub.ownReadOnce.Do(func() { close(sub.ownRead) })
 }
 
 // run drives the subscription until parent is cancelled or the subscriber closes, then drains:
@@ -288,6 +299,7 @@ func (sub *subscription) xack(ids []string) {
 // read feeds batches: first this consumer's own pending entries (left by an earlier run under
 // the same name), then new entries.
 func (sub *subscription) read(ctx context.Context) {
+	defer sub.ownPendingRead()
 	cursor := "0" // reading own pending entries until one read returns none; then ">"
 	backoff := newBackoff()
 	for ctx.Err() == nil {
@@ -311,6 +323,7 @@ func (sub *subscription) read(ctx context.Context) {
 		case isNoGroup(err):
 			sub.recoverGroup(ctx)
 			cursor = ">"
+			sub.ownPendingRead()
 			continue
 		case err != nil:
 			sub.log.Warn("redis: XREADGROUP failed, retrying", "err", err, "retry_in", backoff.peek())
@@ -325,6 +338,7 @@ func (sub *subscription) read(ctx context.Context) {
 		if cursor != ">" {
 			if len(msgs) == 0 {
 				cursor = ">"
+				sub.ownPendingRead()
 				continue
 			}
 			cursor = msgs[len(msgs)-1].ID
@@ -374,19 +388,20 @@ func (sub *subscription) decodeLoop(ctx context.Context) {
 
 // entries turns stream entries into the entries of a batch, to be decoded when handed out.
 // Entries whose content is gone (an id left in the pending list after the entry was trimmed)
-// are returned in gone.
+// are returned in gone. Entries this subscription already holds (read or claimed, not acked
+// yet) are left out: one delivery per entry per subscription.
 func (sub *subscription) entries(msgs []redis.XMessage) (batch []entry, gone []string) {
 	batch = make([]entry, 0, len(msgs))
-	ids := make([]string, 0, len(msgs))
 	for _, xm := range msgs {
 		if xm.Values == nil {
 			gone = append(gone, xm.ID)
 			continue
 		}
+		if !sub.held.addNew(xm.ID) {
+			continue
+		}
 		batch = append(batch, entry{id: xm.ID, values: xm.Values})
-		ids = append(ids, xm.ID)
 	}
-	sub.held.add(ids)
 	return batch, gone
 }
 
@@ -486,16 +501,7 @@ type heldSet struct {
 	since map[string]time.Time
 }
 
-func (h *heldSet) add(ids []string) {
-	now := time.Now()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, id := range ids {
-		h.since[id] = now
-	}
-}
-
-// addNew adds the ids not held yet and returns whether each was new.
+// addNew adds id unless it is held already and returns whether it was new.
 func (h *heldSet) addNew(id string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/eventbus-go/eventbus/bus"
@@ -119,9 +120,14 @@ func (d *demo) run(ctx context.Context, cmd *cobra.Command, cfg *config.Config, 
 	r.AddConsumerHandler("certificates", certificates.topic, b.Subscriber, d.handler(certificates))
 
 	runCtx, stopRouter := context.WithCancel(ctx)
-	defer stopRouter()
 	routerErr := make(chan error, 1)
-	go func() { routerErr <- r.Run(runCtx) }()
+	routerDone := make(chan struct{})
+	go func() { defer close(routerDone); routerErr <- r.Run(runCtx) }()
+	defer func() {
+		stopRouter()
+		<-routerDone // nothing reads the demo's streams any more
+		removeDemoStreams(b, prefix, logger)
+	}()
 	select {
 	case <-r.Running():
 	case err := <-routerErr:
@@ -192,6 +198,31 @@ func (d *demo) run(ctx context.Context, cmd *cobra.Command, cfg *config.Config, 
 	}
 	fmt.Fprintf(out, "\n  capabilities of %s: %s\n", b.Backend(), b.Capabilities())
 	return nil
+}
+
+// removeDemoStreams deletes the demo run's own streams (its topics and their poison topics, all
+// named after prefix) on Redis, where every run would otherwise leave them behind. Other
+// backends keep their topics: the embedded Kafka broker goes with the process, and RabbitMQ's
+// temporary queues are deleted by the driver.
+func removeDemoStreams(b *bus.Bus, prefix string, logger *slog.Logger) {
+	var rc goredis.UniversalClient
+	if !b.As(&rc) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var keys []string
+	iter := rc.Scan(ctx, 0, prefix+"*", 100).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	err := iter.Err()
+	for _, k := range keys { // one by one: on a Cluster the keys live in different slots
+		err = errors.Join(err, rc.Del(ctx, k).Err())
+	}
+	if err != nil {
+		logger.Warn("cannot remove the demo's streams", "prefix", prefix, "err", err)
+	}
 }
 
 // handler records each event once, and whether each key's sequence arrived in order.

@@ -31,15 +31,19 @@ func redisForCLI(t *testing.T) *goredis.Client {
 
 const redisCLIConfig = "backend: redis\nredis:\n  addrs: [127.0.0.1:6379]\n"
 
-// `backend: redis` is the only change needed to run the demo's handlers on Redis.
+// `backend: redis` is the only change needed to run the demo's handlers on Redis. The demo
+// leaves none of its streams behind.
 func TestDemoOnRedis(t *testing.T) {
 	c := redisForCLI(t)
 	cfg := writeFile(t, "eventbus.yaml", redisCLIConfig)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	code, out, errOut := cli(t, ctx, "", "demo", "--config", cfg, "--events", "120", "--keys", "10")
-	for _, topic := range regexp.MustCompile(`eventbus-demo-\S+\.(?:enrollments|certificates)`).FindAllString(out, -1) {
-		c.Del(context.Background(), topic)
+	topics := regexp.MustCompile(`eventbus-demo-\S+\.(?:enrollments|certificates)`).FindAllString(out, -1)
+	require.Len(t, topics, 2, out)
+	for _, topic := range topics {
+		assert.Equal(t, int64(0), c.Exists(context.Background(), topic, topic+".poison").Val(), "%s left behind", topic)
+		c.Del(context.Background(), topic, topic+".poison")
 	}
 	require.Equal(t, 0, code, "stderr: %s", errOut)
 	assert.Contains(t, out, "eventbus demo on redis")
@@ -78,6 +82,9 @@ func TestPublishThenConsumeOnRedis(t *testing.T) {
 	assert.Equal(t, "user-42", got.Key)
 	assert.Equal(t, "lms-1", got.Headers["sourcehost"])
 	assert.JSONEq(t, `{"user_id": 42}`, string(got.Payload))
+	groups, err := c.XInfoGroups(context.Background(), topic).Result()
+	require.NoError(t, err)
+	assert.Empty(t, groups, "consume's own consumer group is removed when it exits")
 }
 
 func TestConfigPrintRedactsRedisPassword(t *testing.T) {
