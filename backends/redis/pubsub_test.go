@@ -26,6 +26,9 @@ func TestPubSub(t *testing.T) {
 		cfg.Consumer.ReadBatch = 50
 		cfg.Consumer.MinIdle = 5 * time.Second
 		cfg.Consumer.DrainTimeout = time.Second
+		// TestConcurrentSubscribe opens dozens of buses at once against a server that fsyncs
+		// every write: the test config's 1s timeouts measure the machine's load, not the driver.
+		cfg.DialTimeout, cfg.ReadTimeout, cfg.WriteTimeout = 10*time.Second, 10*time.Second, 10*time.Second
 		b, _ := openBus(t, cfg)
 		return b.Publisher, b.Subscriber
 	}
