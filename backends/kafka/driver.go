@@ -155,6 +155,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		Subscriber:   &subscriber{next: sub, creator: creator, group: cfg.ConsumerGroup, watermill: !pipelined, closing: make(chan struct{})},
 		Capabilities: caps,
 		Close:        closeAll,
+		Lag:          newLag(cfg.Brokers, sc, cfg.ConsumerGroup, &closers),
 		As: func(target any) bool {
 			switch t := target.(type) {
 			case **sarama.Config:
