@@ -187,8 +187,11 @@ func (r *Runner) Run(ctx context.Context) error {
 			})
 		}
 	}
+	dr := newDrainer()
+	defer dr.deadline()
+	outer := func(h message.HandlerFunc) message.HandlerFunc { return dr.middleware(tel.outer(h)) }
 	rt, err := New(b, rc, WithLogger(logger), WithPoisonPublisher(poisonPub),
-		withHooks(hooks{outer: tel.outer, final: tel.final(onOutcome), attempt: tel.attempt}))
+		withHooks(hooks{outer: outer, final: tel.final(onOutcome), attempt: tel.attempt}))
 	if err != nil {
 		return err
 	}
@@ -217,6 +220,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		draining = true
 		hs.subscribed.Store(false)
+		dr.start(rc.CloseTimeout)
 		logger.Info(reason+": draining", append(args, "close_timeout", rc.CloseTimeout.String())...)
 		cancelRun()
 	}
@@ -249,6 +253,52 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			return errors.Join(stopErr, err)
 		}
+	}
+}
+
+// drainer keeps the contexts of running handlers alive through a drain: when the router closes
+// its subscriber, a backend may cancel the contexts of the messages it handed out; from the
+// first signal on, a handler's context ends only at the drain deadline (close_timeout after
+// the signal). Outside a drain the subscriber's cancellation (a Kafka partition revoked, say)
+// reaches the handler as before.
+type drainer struct {
+	draining atomic.Bool
+	ctx      context.Context
+	cancel   context.CancelFunc
+	once     sync.Once
+}
+
+func newDrainer() *drainer {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &drainer{ctx: ctx, cancel: cancel}
+}
+
+// start begins the drain: handler contexts end after timeout.
+func (d *drainer) start(timeout time.Duration) {
+	d.once.Do(func() {
+		d.draining.Store(true)
+		time.AfterFunc(timeout, d.cancel)
+	})
+}
+
+// deadline ends the drain now.
+func (d *drainer) deadline() { d.cancel() }
+
+func (d *drainer) middleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		parent := msg.Context()
+		ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+		defer cancel()
+		stopParent := context.AfterFunc(parent, func() {
+			if !d.draining.Load() {
+				cancel()
+			}
+		})
+		defer stopParent()
+		stopDrain := context.AfterFunc(d.ctx, cancel)
+		defer stopDrain()
+		msg.SetContext(ctx)
+		return h(msg)
 	}
 }
 
