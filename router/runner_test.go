@@ -253,3 +253,7 @@ func redisStream(t *testing.T, prefix string) string {
 	t.Helper()
 	return brokertest.RedisStream(t, prefix)
 }
+
+func publishCtx(ctx context.Context, b *bus.Bus, topic string) error {
+	return b.Publish(ctx, topic, bus.Event{Type: "org.openedx.learning.course.enrollment.created.v1", Source: "test", Data: map[string]int{"traced": 1}})
+}
