@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -75,6 +76,10 @@ func (l *lagReporter) lag(ctx context.Context, topic string) ([]driver.Partition
 		return nil, fmt.Errorf("kafka lag of %s: partitions: %w: %w", topic, driver.ErrUnavailable, err)
 	}
 	committed, err := admin.ListConsumerGroupOffsets(l.group, map[string][]int32{topic: parts})
+	if errors.Is(err, sarama.ErrGroupIDNotFound) {
+		// The group never committed (it has not subscribed yet): no offsets.
+		committed, err = nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("kafka lag of %s for group %s: committed offsets: %w: %w", topic, l.group, driver.ErrUnavailable, err)
 	}
@@ -85,8 +90,10 @@ func (l *lagReporter) lag(ctx context.Context, topic string) ([]driver.Partition
 			return nil, fmt.Errorf("kafka lag of %s/%d: high watermark: %w: %w", topic, p, driver.ErrUnavailable, err)
 		}
 		offset := int64(-1)
-		if b := committed.GetBlock(topic, p); b != nil {
-			offset = b.Offset
+		if committed != nil {
+			if b := committed.GetBlock(topic, p); b != nil {
+				offset = b.Offset
+			}
 		}
 		if offset < 0 {
 			// No commit yet: the group would read what the partition retains (start_from
