@@ -70,14 +70,32 @@ func (h *health) ready(ctx context.Context) error {
 		return errors.New("no bus")
 	}
 	for _, topic := range h.topics {
-		pctx, cancel := context.WithTimeout(ctx, h.probe)
-		_, err := b.Lag(pctx, topic)
-		cancel()
-		if err != nil && !errors.Is(err, bus.ErrNotSupported) {
+		if err := probeLag(ctx, b, topic, h.probe); err != nil {
 			return fmt.Errorf("broker unreachable: %w", err)
 		}
 	}
 	return nil
+}
+
+// probeLag asks for topic's lag, giving up after timeout even where the driver's client does
+// not honour the context (sarama's requests are bounded by its own, longer, timeouts).
+func probeLag(ctx context.Context, b *bus.Bus, topic string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.Lag(ctx, topic)
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if errors.Is(err, bus.ErrNotSupported) {
+			return nil
+		}
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("lag of %s: no answer within %s: %w", topic, timeout, bus.ErrUnavailable)
+	}
 }
 
 func (h *health) handler() http.Handler {
