@@ -80,8 +80,9 @@ type TracingConfig struct {
 	// Exporter is "none" (spans are still created, so trace context still propagates from
 	// publish to handler, but nothing is exported) or "otlp" (OTLP over HTTP). Default: none.
 	Exporter string `yaml:"exporter"`
-	// Endpoint is the OTLP/HTTP collector's URL, e.g. "http://otel-collector:4318"; empty
-	// leaves the choice to the standard OTEL_EXPORTER_OTLP_* environment variables.
+	// Endpoint is the OTLP/HTTP collector's URL, e.g. "http://otel-collector:4318" (spans go
+	// to its /v1/traces when the URL has no path); empty leaves the choice to the standard
+	// OTEL_EXPORTER_OTLP_* environment variables.
 	Endpoint string `yaml:"endpoint"`
 	// ServiceName is the service.name resource attribute. Default: the program's name.
 	ServiceName string `yaml:"service_name"`

@@ -7,10 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -376,7 +378,11 @@ func newTracerProvider(ctx context.Context, c TracingConfig) (*sdktrace.TracerPr
 	if c.Exporter == "otlp" {
 		var eo []otlptracehttp.Option
 		if c.Endpoint != "" {
-			eo = append(eo, otlptracehttp.WithEndpointURL(c.Endpoint))
+			u := c.Endpoint
+			if parsed, err := url.Parse(u); err == nil && (parsed.Path == "" || parsed.Path == "/") {
+				u = strings.TrimSuffix(u, "/") + "/v1/traces" // the OTLP/HTTP traces path
+			}
+			eo = append(eo, otlptracehttp.WithEndpointURL(u))
 		}
 		exp, err := otlptracehttp.New(ctx, eo...)
 		if err != nil {

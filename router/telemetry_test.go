@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -362,4 +363,42 @@ func freePort(t *testing.T) int {
 	n, err := strconv.Atoi(port)
 	require.NoError(t, err)
 	return n
+}
+
+// TestOTLPExporter: with router.tracing.exporter otlp, the handling span reaches the
+// collector's OTLP/HTTP endpoint (a local stand-in) by the time Run returns.
+func TestOTLPExporter(t *testing.T) {
+	var posts atomic.Int64
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/traces" {
+			posts.Add(1)
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer collector.Close()
+
+	topic := redisStream(t, "runner:otlp")
+	yaml := "backend: redis\nredis: {addrs: [\"127.0.0.1:6379\"], consumer_group: g, start_from: oldest}\n" +
+		fmt.Sprintf("router:\n  http: {addr: \"127.0.0.1:0\"}\n  tracing: {exporter: otlp, endpoint: %q, service_name: otlp-test}\n", collector.URL)
+	publishN(t, openBus(t, yaml), topic, 1)
+	handled := make(chan struct{}, 1)
+	p := runInProcess(t, yaml, router.Handler{Name: "h", Topic: topic, Handle: func(*message.Message) error {
+		handled <- struct{}{}
+		return nil
+	}})
+	select {
+	case <-handled:
+	case <-time.After(20 * time.Second):
+		t.Fatal("not handled")
+	}
+	p.cancel()
+	select {
+	case err := <-p.done:
+		require.NoError(t, err)
+		p.done <- err
+	case <-time.After(20 * time.Second):
+		t.Fatal("runner did not stop")
+	}
+	assert.Positive(t, posts.Load(), "spans exported to the collector on shutdown")
 }
