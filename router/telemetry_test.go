@@ -23,6 +23,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/eventbus-go/eventbus/backends/kafka/embedded"
 	"github.com/eventbus-go/eventbus/config"
 	"github.com/eventbus-go/eventbus/internal/brokertest"
 	"github.com/eventbus-go/eventbus/router"
@@ -401,4 +402,22 @@ func TestOTLPExporter(t *testing.T) {
 		t.Fatal("runner did not stop")
 	}
 	assert.Positive(t, posts.Load(), "spans exported to the collector on shutdown")
+}
+
+// TestReadyzFollowsKafkaBroker: /readyz turns false when the (private, embedded) Kafka broker
+// the service consumes from is closed.
+func TestReadyzFollowsKafkaBroker(t *testing.T) {
+	kb, err := embedded.Start(embedded.Options{Partitions: 1})
+	require.NoError(t, err)
+	var closeOnce sync.Once
+	closeBroker := func() { closeOnce.Do(func() { _ = kb.Close() }) }
+	t.Cleanup(closeBroker)
+	yaml := "backend: kafka\n" + brokertest.KafkaYAML(kb.Addrs()[0]) + "  consumer_group: g\n  dial_timeout: 500ms\n" +
+		"router:\n  http: {addr: \"127.0.0.1:0\"}\n  close_timeout: 2s\n"
+	p := runInProcess(t, yaml, router.Handler{Name: "h", Topic: "ready", Handle: func(*message.Message) error { return nil }})
+	assert.Equal(t, http.StatusServiceUnavailable, p.readyzAtListen, "not ready before subscribing")
+	require.Eventually(t, func() bool { return status(p.base+router.PathReadyz) == http.StatusOK }, 30*time.Second, 50*time.Millisecond)
+	closeBroker()
+	require.Eventually(t, func() bool { return status(p.base+router.PathReadyz) == http.StatusServiceUnavailable }, 30*time.Second, 100*time.Millisecond)
+	assert.Equal(t, http.StatusOK, status(p.base+router.PathHealthz))
 }
