@@ -62,6 +62,11 @@ type HTTPConfig struct {
 	// Addr is the listen address of the health and metrics server; empty serves nothing.
 	// Default: ":8080" (DefaultHTTPAddr).
 	Addr string `yaml:"addr"`
+	// StuckAfter is how long one message may stay in the handler chain before /healthz fails
+	// (the handler loop is stuck: restart the pod). 0 derives it: with handler_timeout set,
+	// retry.max_attempts × (handler_timeout + retry.max_interval) plus a minute; else 10m.
+	// Default: 0.
+	StuckAfter time.Duration `yaml:"stuck_after"`
 }
 
 // DefaultHTTPAddr is router.http.addr's default.
@@ -140,6 +145,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConsecutiveErrors < 0 {
 		errs = append(errs, config.Invalid("max_consecutive_errors", "must not be negative (0: no limit)"))
+	}
+	if c.HTTP.StuckAfter < 0 {
+		errs = append(errs, config.Invalid("http.stuck_after", "must not be negative (0: derived from handler_timeout and retry)"))
 	}
 	if c.HTTP.Addr != "" {
 		if _, port, err := net.SplitHostPort(c.HTTP.Addr); err != nil || port == "" {

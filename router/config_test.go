@@ -105,7 +105,7 @@ func TestRunnerKeys(t *testing.T) {
 	cfg, err := config.Parse("eventbus.yaml", []byte(`router:
   enabled: false
   max_consecutive_errors: 10
-  http: {addr: "127.0.0.1:9090"}
+  http: {addr: "127.0.0.1:9090", stuck_after: 2m}
   log: {format: text, level: debug}
   tracing: {exporter: otlp, endpoint: "http://otel-collector:4318", service_name: notifier}
 `))
@@ -114,7 +114,7 @@ func TestRunnerKeys(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, c.Enabled)
 	assert.Equal(t, 10, c.MaxConsecutiveErrors)
-	assert.Equal(t, "127.0.0.1:9090", c.HTTP.Addr)
+	assert.Equal(t, router.HTTPConfig{Addr: "127.0.0.1:9090", StuckAfter: 2 * time.Minute}, c.HTTP)
 	assert.Equal(t, router.LogConfig{Format: "text", Level: "debug"}, c.Log)
 	assert.Equal(t, router.TracingConfig{Exporter: "otlp", Endpoint: "http://otel-collector:4318", ServiceName: "notifier"}, c.Tracing)
 

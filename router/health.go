@@ -37,9 +37,13 @@ type health struct {
 	probe      time.Duration
 }
 
-// stuckLimit is the longest a message can legitimately spend in the chain: every attempt
-// timing out plus the waits between them, when the configuration bounds them; else stuckAfter.
+// stuckLimit is the longest a message can legitimately spend in the chain: router.http.stuck_after
+// when set; else every attempt timing out plus the waits between them, when the configuration
+// bounds them; else stuckAfter.
 func stuckLimit(c Config) time.Duration {
+	if c.HTTP.StuckAfter > 0 {
+		return c.HTTP.StuckAfter
+	}
 	if c.HandlerTimeout <= 0 {
 		return stuckAfter
 	}

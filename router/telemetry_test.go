@@ -421,3 +421,28 @@ func TestReadyzFollowsKafkaBroker(t *testing.T) {
 	require.Eventually(t, func() bool { return status(p.base+router.PathReadyz) == http.StatusServiceUnavailable }, 30*time.Second, 100*time.Millisecond)
 	assert.Equal(t, http.StatusOK, status(p.base+router.PathHealthz))
 }
+
+// TestHealthzFailsWhenHandlerStuck: a handler that ignores its context and never returns
+// fails /healthz after router.http.stuck_after; /healthz recovers once it returns.
+func TestHealthzFailsWhenHandlerStuck(t *testing.T) {
+	topic := redisStream(t, "runner:stuck")
+	yaml := "backend: redis\nredis: {addrs: [\"127.0.0.1:6379\"], consumer_group: g, start_from: oldest}\n" +
+		"router:\n  http: {addr: \"127.0.0.1:0\", stuck_after: 300ms}\n  close_timeout: 1s\n"
+	publishN(t, openBus(t, yaml), topic, 1)
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	p := runInProcess(t, yaml, router.Handler{Name: "h", Topic: topic, Handle: func(*message.Message) error {
+		started <- struct{}{}
+		<-release
+		return nil
+	}})
+	select {
+	case <-started:
+	case <-time.After(20 * time.Second):
+		t.Fatal("not handled")
+	}
+	assert.Equal(t, http.StatusOK, status(p.base+router.PathHealthz), "stuck only after stuck_after")
+	require.Eventually(t, func() bool { return status(p.base+router.PathHealthz) == http.StatusServiceUnavailable }, 10*time.Second, 20*time.Millisecond)
+	close(release)
+	require.Eventually(t, func() bool { return status(p.base+router.PathHealthz) == http.StatusOK }, 10*time.Second, 20*time.Millisecond)
+}
