@@ -3,6 +3,7 @@ package router_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -49,6 +50,8 @@ func runInProcess(t *testing.T, yaml string, handlers ...router.Handler) *inProc
 		p.readyzAtListen = status(p.base + router.PathReadyz)
 		close(listening)
 	}}
+	prevLogger := slog.Default()
+	t.Cleanup(func() { slog.SetDefault(prevLogger) }) // Run makes its logger the default
 	go func() { p.done <- r.Run(ctx) }()
 	select {
 	case <-listening:
