@@ -19,6 +19,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	_ "github.com/eventbus-go/eventbus/backends/kafka"
+	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/config"
 	"github.com/eventbus-go/eventbus/router"
 )
 
@@ -113,4 +116,15 @@ router:
 	case <-time.After(20 * time.Second):
 		t.Fatal("no exit within 20s of SIGTERM")
 	}
+}
+
+// TestShippedConfigIsValid: the eventbus.yaml beside the example (go run with -config) loads.
+func TestShippedConfigIsValid(t *testing.T) {
+	cfg, err := config.Load("eventbus.yaml")
+	require.NoError(t, err)
+	_, err = bus.BackendConfig(cfg)
+	require.NoError(t, err)
+	rc, err := router.LoadConfig(cfg)
+	require.NoError(t, err)
+	assert.Equal(t, router.DefaultHTTPAddr, rc.HTTP.Addr)
 }
