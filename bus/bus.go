@@ -284,3 +284,22 @@ func (b *Bus) Close() error {
 	})
 	return b.closeErr
 }
+
+// PartitionLag is how far the consumer group is behind on one partition, stream or queue.
+type PartitionLag = driver.PartitionLag
+
+// Lag asks the broker how far the bus's consumer group is behind on topic, one entry per
+// partition (Kafka), stream (Redis) or queue (RabbitMQ). It fails with ErrNotSupported when the
+// backend cannot tell, and with an error wrapping ErrUnavailable when the broker does not
+// answer; a monitoring loop can use it as a reachability probe.
+func (b *Bus) Lag(ctx context.Context, topic string) ([]PartitionLag, error) {
+	if b.conn.Lag == nil {
+		return nil, fmt.Errorf("lag of %s on %s: %w", topic, b.backend, ErrNotSupported)
+	}
+	select {
+	case <-b.closed:
+		return nil, fmt.Errorf("lag of %s: bus %w", topic, ErrClosed)
+	default:
+	}
+	return b.conn.Lag(ctx, topic)
+}

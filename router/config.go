@@ -2,6 +2,9 @@ package router
 
 import (
 	"errors"
+	"log/slog"
+	"net"
+	"net/url"
 	"time"
 
 	"github.com/eventbus-go/eventbus/config"
@@ -19,6 +22,12 @@ import (
 //	  poison: {enabled: true, topic: "{topic}.poison", on_poisoned: skip}
 //	  ordering: {concurrency: 16}
 //	  dedup: {enabled: true, window: 24h, store: redis, redis: {addrs: ["redis:6379"]}}
+//	  # read by Run (the runner for consumer services) only:
+//	  enabled: true
+//	  max_consecutive_errors: 10
+//	  http: {addr: ":8080"}
+//	  log: {format: json, level: info}
+//	  tracing: {exporter: otlp, endpoint: "http://otel-collector:4318", service_name: enrollment-notifier}
 type Config struct {
 	// CloseTimeout is how long Close (or the end of Run's context) waits for running handlers
 	// to finish. Default: 30s.
@@ -36,6 +45,57 @@ type Config struct {
 	Poison   middleware.PoisonConfig   `yaml:"poison"`
 	Ordering middleware.OrderingConfig `yaml:"ordering"`
 	Dedup    DedupConfig               `yaml:"dedup"`
+
+	// Enabled is the kill switch read by Run: false keeps the process up and serving HTTP,
+	// but subscribes to nothing (healthz ok, readyz false). Default: true.
+	Enabled bool `yaml:"enabled"`
+	// MaxConsecutiveErrors makes Run exit with ErrTooManyErrors after this many handler
+	// failures in a row (final failures, after retries, whether poisoned or not), so that the
+	// orchestrator restarts a consumer that can no longer make progress. 0 turns the limit off.
+	// Default: 0.
+	MaxConsecutiveErrors int `yaml:"max_consecutive_errors"`
+	// HTTP is the address Run serves /healthz, /readyz and /metrics on.
+	HTTP HTTPConfig `yaml:"http"`
+	// Log configures the logger Run builds (slog).
+	Log LogConfig `yaml:"log"`
+	// Tracing configures the OpenTelemetry tracer Run installs.
+	Tracing TracingConfig `yaml:"tracing"`
+}
+
+// HTTPConfig is router.http.
+type HTTPConfig struct {
+	// Addr is the listen address of the health and metrics server; empty serves nothing.
+	// Default: ":8080" (DefaultHTTPAddr).
+	Addr string `yaml:"addr"`
+	// StuckAfter is how long one message may stay in the handler chain before /healthz fails
+	// (the handler loop is stuck: restart the pod). 0 derives it: with handler_timeout set,
+	// retry.max_attempts × (handler_timeout + retry.max_interval) plus a minute; else 10m.
+	// Default: 0.
+	StuckAfter time.Duration `yaml:"stuck_after"`
+}
+
+// DefaultHTTPAddr is router.http.addr's default.
+const DefaultHTTPAddr = ":8080"
+
+// LogConfig is router.log.
+type LogConfig struct {
+	// Format is "json" (one object a line, for log collectors) or "text". Default: json.
+	Format string `yaml:"format"`
+	// Level is the lowest level written: debug, info, warn or error. Default: info.
+	Level string `yaml:"level"`
+}
+
+// TracingConfig is router.tracing.
+type TracingConfig struct {
+	// Exporter is "none" (spans are still created, so trace context still propagates from
+	// publish to handler, but nothing is exported) or "otlp" (OTLP over HTTP). Default: none.
+	Exporter string `yaml:"exporter"`
+	// Endpoint is the OTLP/HTTP collector's URL, e.g. "http://otel-collector:4318" (spans go
+	// to its /v1/traces when the URL has no path); empty leaves the choice to the standard
+	// OTEL_EXPORTER_OTLP_* environment variables.
+	Endpoint string `yaml:"endpoint"`
+	// ServiceName is the service.name resource attribute. Default: the program's name.
+	ServiceName string `yaml:"service_name"`
 }
 
 // DedupConfig is router.dedup: skipping events already handled, by event id (ce_id).
@@ -65,6 +125,10 @@ func DefaultConfig() Config {
 		Poison:         middleware.DefaultPoisonConfig(),
 		Ordering:       middleware.DefaultOrderingConfig(),
 		Dedup:          DedupConfig{Window: 24 * time.Hour, Store: "memory", MaxEntries: 1_000_000, Redis: dedupredis.DefaultConfig()},
+		Enabled:        true,
+		HTTP:           HTTPConfig{Addr: DefaultHTTPAddr},
+		Log:            LogConfig{Format: "json", Level: "info"},
+		Tracing:        TracingConfig{Exporter: "none"},
 	}
 }
 
@@ -85,7 +149,43 @@ func (c *Config) Validate() error {
 	if c.Poison.OnPoisoned == middleware.Park && !c.Poison.Enabled {
 		errs = append(errs, config.Invalid("poison.on_poisoned", "park needs poison.enabled: true"))
 	}
+	if c.MaxConsecutiveErrors < 0 {
+		errs = append(errs, config.Invalid("max_consecutive_errors", "must not be negative (0: no limit)"))
+	}
+	if c.HTTP.StuckAfter < 0 {
+		errs = append(errs, config.Invalid("http.stuck_after", "must not be negative (0: derived from handler_timeout and retry)"))
+	}
+	if c.HTTP.Addr != "" {
+		if _, port, err := net.SplitHostPort(c.HTTP.Addr); err != nil || port == "" {
+			errs = append(errs, config.Invalid("http.addr", "%q: want host:port or :port, e.g. \":8080\"", c.HTTP.Addr))
+		}
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		errs = append(errs, config.Invalid("log.format", "%q: want json or text", c.Log.Format))
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		errs = append(errs, config.Invalid("log.level", "%q: want debug, info, warn or error", c.Log.Level))
+	}
+	switch c.Tracing.Exporter {
+	case "none":
+	case "otlp":
+		if c.Tracing.Endpoint != "" {
+			if u, err := url.Parse(c.Tracing.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs = append(errs, config.Invalid("tracing.endpoint", "%q: want the collector's OTLP/HTTP URL, e.g. http://otel-collector:4318", c.Tracing.Endpoint))
+			}
+		}
+	default:
+		errs = append(errs, config.Invalid("tracing.exporter", "%q: want none or otlp", c.Tracing.Exporter))
+	}
 	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
 }
 
 // Validate reports every problem, with paths relative to router.dedup.

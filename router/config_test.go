@@ -133,3 +133,46 @@ func TestHandlerTimeoutDefault(t *testing.T) {
 		t.Fatal("the handler was not called")
 	}
 }
+
+// TestRunnerKeys: the keys Run reads, their defaults and their errors.
+func TestRunnerKeys(t *testing.T) {
+	d := router.DefaultConfig()
+	assert.True(t, d.Enabled)
+	assert.Zero(t, d.MaxConsecutiveErrors)
+	assert.Equal(t, router.HTTPConfig{Addr: ":8080"}, d.HTTP)
+	assert.Equal(t, router.LogConfig{Format: "json", Level: "info"}, d.Log)
+	assert.Equal(t, "none", d.Tracing.Exporter)
+
+	cfg, err := config.Parse("eventbus.yaml", []byte(`router:
+  enabled: false
+  max_consecutive_errors: 10
+  http: {addr: "127.0.0.1:9090", stuck_after: 2m}
+  log: {format: text, level: debug}
+  tracing: {exporter: otlp, endpoint: "http://otel-collector:4318", service_name: notifier}
+`))
+	require.NoError(t, err)
+	c, err := router.LoadConfig(cfg)
+	require.NoError(t, err)
+	assert.False(t, c.Enabled)
+	assert.Equal(t, 10, c.MaxConsecutiveErrors)
+	assert.Equal(t, router.HTTPConfig{Addr: "127.0.0.1:9090", StuckAfter: 2 * time.Minute}, c.HTTP)
+	assert.Equal(t, router.LogConfig{Format: "text", Level: "debug"}, c.Log)
+	assert.Equal(t, router.TracingConfig{Exporter: "otlp", Endpoint: "http://otel-collector:4318", ServiceName: "notifier"}, c.Tracing)
+
+	cfg, err = config.Parse("eventbus.yaml", []byte(`router:
+  max_consecutive_errors: -1
+  http: {addr: "8080"}
+  log: {format: xml, level: loud}
+  tracing: {exporter: otlp, endpoint: "otel-collector:4318"}
+`))
+	require.NoError(t, err)
+	_, err = router.LoadConfig(cfg)
+	require.ErrorIs(t, err, config.ErrInvalid)
+	assert.Equal(t, []string{
+		`eventbus.yaml:2: router.max_consecutive_errors: must not be negative (0: no limit)`,
+		`eventbus.yaml:3: router.http.addr: "8080": want host:port or :port, e.g. ":8080"`,
+		`eventbus.yaml:4: router.log.format: "xml": want json or text`,
+		`eventbus.yaml:4: router.log.level: "loud": want debug, info, warn or error`,
+		`eventbus.yaml:5: router.tracing.endpoint: "otel-collector:4318": want the collector's OTLP/HTTP URL, e.g. http://otel-collector:4318`,
+	}, strings.Split(err.Error(), "\n"))
+}

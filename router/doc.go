@@ -43,4 +43,15 @@
 // was stored in the poison queue; a pipelining subscriber commits a position only when every
 // message before it is done. A handler may therefore see an event again after a crash or a
 // rebalance; Dedup makes that rare, not impossible.
+//
+// # Running a consumer service
+//
+// Run (runner.go) is the whole main of a consumer service: the bus and router from the config
+// file, the service's Handlers, /healthz, /readyz and /metrics on router.http.addr
+// (health.go), Prometheus metrics and OpenTelemetry spans with W3C trace context in message
+// metadata (telemetry.go), slog by router.log, the error limit
+// (router.max_consecutive_errors), the kill switch (router.enabled) and the drain on SIGTERM.
+// The runner adds three observation points to the chain above: outermost (handling span,
+// in-flight gauge, duration), between dedup and retry (outcome after retries: handled or
+// failed, and the error limit), and inside retry (retries).
 package router

@@ -23,7 +23,18 @@ type options struct {
 	poisonPub message.Publisher
 	store     middleware.DedupStore
 	logger    *slog.Logger
+	hooks     hooks
 }
+
+// hooks are the runner's observation points in the chain (nil: none): outer wraps the whole
+// chain, final sees each message's outcome after retries (inside poison and dedup), attempt
+// sees each attempt (inside retry).
+type hooks struct {
+	outer, final, attempt message.HandlerMiddleware
+}
+
+// withHooks puts the runner's telemetry into the chain.
+func withHooks(h hooks) Option { return func(o *options) { o.hooks = h } }
 
 // WithPoisonPublisher publishes poisoned messages with pub instead of the bus's publisher (to
 // keep the poison queue on another cluster, say).
@@ -81,7 +92,7 @@ func New(b *bus.Bus, cfg Config, opts ...Option) (*Router, error) {
 	if o.poisonPub == nil {
 		o.poisonPub = b.Publisher
 	}
-	chain, release, err := Chain(cfg, o.poisonPub, o.store, o.logger)
+	chain, release, err := chainWith(cfg, o.poisonPub, o.store, o.logger, o.hooks)
 	r := &Router{release: release}
 	if err != nil {
 		return nil, errors.Join(err, r.Close())
@@ -110,8 +121,15 @@ func New(b *bus.Bus, cfg Config, opts ...Option) (*Router, error) {
 // documentation says why in this order. store, when not nil, replaces the configured dedup
 // store and is not released.
 func Chain(cfg Config, poisonPub message.Publisher, store middleware.DedupStore, logger *slog.Logger) (chain []message.HandlerMiddleware, release []func() error, err error) {
+	return chainWith(cfg, poisonPub, store, logger, hooks{})
+}
+
+func chainWith(cfg Config, poisonPub message.Publisher, store middleware.DedupStore, logger *slog.Logger, h hooks) (chain []message.HandlerMiddleware, release []func() error, err error) {
+	if h.outer != nil {
+		chain = append(chain, h.outer)
+	}
 	// The redrive filter skips, before any attempt, a redriven message meant for another group.
-	chain = []message.HandlerMiddleware{middleware.CorrelationID, middleware.NewRedriveFilter(logger)}
+	chain = append(chain, middleware.CorrelationID, middleware.NewRedriveFilter(logger))
 	if cfg.Poison.Enabled {
 		p, err := middleware.NewPoison(poisonPub, cfg.Poison, logger)
 		if err != nil {
@@ -143,7 +161,14 @@ func Chain(cfg Config, poisonPub message.Publisher, store middleware.DedupStore,
 	if err != nil {
 		return nil, release, err
 	}
-	chain = append(chain, retry, middleware.Recoverer)
+	if h.final != nil {
+		chain = append(chain, h.final)
+	}
+	chain = append(chain, retry)
+	if h.attempt != nil {
+		chain = append(chain, h.attempt)
+	}
+	chain = append(chain, middleware.Recoverer)
 	if cfg.HandlerTimeout > 0 {
 		t, err := middleware.Timeout(cfg.HandlerTimeout)
 		if err != nil {

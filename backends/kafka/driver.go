@@ -171,6 +171,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		Subscriber:   wsub,
 		Capabilities: caps,
 		Close:        closeAll,
+		Lag:          newLag(cfg.Brokers, sc, cfg.ConsumerGroup, &closers),
 		As: func(target any) bool {
 			switch t := target.(type) {
 			case **sarama.Config:

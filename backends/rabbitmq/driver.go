@@ -78,6 +78,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		Publisher:    pub,
 		Subscriber:   sub,
 		Capabilities: capabilities(&cfg),
+		Lag:          lagFunc(pubConn, topo, cfg.ConsumerGroup),
 		As: func(target any) bool {
 			switch t := target.(type) {
 			case **amqp.Connection:

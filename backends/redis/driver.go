@@ -146,6 +146,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		Publisher:    &publisher{next: wpub, maxBytes: cfg.Publisher.MaxMessageBytes},
 		Subscriber:   sub,
 		Capabilities: caps,
+		Lag:          lagFunc(client, cfg.ConsumerGroup),
 		Close: func() error {
 			closeOnce.Do(func() { closeErr = client.Close() })
 			return closeErr

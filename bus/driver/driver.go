@@ -94,6 +94,9 @@ type Conn struct {
 	// As sets target to a native client when it has one of that type; see bus.Bus.As. May be
 	// nil.
 	As func(target any) bool
+	// Lag reports the consumer group's lag per partition; see LagFunc. May be nil: the backend
+	// cannot tell, and bus.Bus.Lag returns ErrNotSupported.
+	Lag LagFunc
 }
 
 // Registration is a registered driver with its config type erased, as bus.Open uses it.
