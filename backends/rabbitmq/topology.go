@@ -83,7 +83,7 @@ func (t topology) declareQueue(ch *amqp.Channel, topic, group string, temporary 
 	q, err := ch.QueueDeclare(name, durable, autoDelete, exclusive, false, args)
 	if err != nil {
 		return "", fmt.Errorf("declare queue %s: %w%s", name, err,
-			preconditionHint(err, "queue.type, queue.durable, queue.single_active_consumer or queue.arguments (or the group was declared temporary once and not now)"))
+			preconditionHint(err, "queue.type, queue.durable, queue.single_active_consumer, queue.max_length_bytes, queue.max_length, queue.overflow or queue.arguments (or the group was declared temporary once and not now)"))
 	}
 	ex := t.exchangeName(topic)
 	if err := ch.QueueBind(q.Name, topic, ex, false, nil); err != nil {
@@ -108,6 +108,7 @@ func (t topology) queueArgs(group string, temporary bool) (amqp.Table, error) {
 		}
 		return args, nil // a stream belongs to the topic, not to a group: it never expires
 	case group == "":
+		t.bound(args, true)
 		return args, nil // exclusive queues are classic and go with their connection
 	}
 	args["x-queue-type"] = t.cfg.Queue.Type
@@ -117,6 +118,7 @@ func (t topology) queueArgs(group string, temporary bool) (amqp.Table, error) {
 	if temporary {
 		args["x-expires"] = t.cfg.Queue.TemporaryGroupExpiry.Milliseconds()
 	}
+	t.bound(args, temporary)
 	return args, nil
 }
 
