@@ -4,15 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus-go/eventbus/backends/rabbitmq"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/middleware"
+	"github.com/eventbus-go/eventbus/router"
 )
 
 // The tests in this file hold the driver to issue 15: no queue grows without limit unless the
@@ -30,19 +34,6 @@ func assertNoQueue(t *testing.T, url, queue string) {
 	var ae *amqp.Error
 	require.True(t, errors.As(err, &ae), "queue %s exists (passive declare: %v)", queue, err)
 	assert.Equal(t, amqp.NotFound, ae.Code, "passive declare of %s: %v", queue, err)
-}
-
-// queueDepth returns how many messages queue holds.
-func queueDepth(t *testing.T, url, queue string) int {
-	t.Helper()
-	conn, err := amqp.Dial(url)
-	require.NoError(t, err)
-	defer conn.Close()
-	ch, err := conn.Channel()
-	require.NoError(t, err)
-	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
-	require.NoError(t, err)
-	return q.Messages
 }
 
 // The default config: a service that publishes a topic nobody subscribed to leaves no queue
@@ -126,5 +117,54 @@ func TestFullToolingQueueDropsOldest(t *testing.T) {
 	for i := range 5 {
 		require.NoError(t, svc.Publish(ctx, topic, bus.Event{ID: fmt.Sprint("e-", i), Type: "t", Source: "s"}))
 	}
-	assert.Equal(t, 2, queueDepth(t, url, "cli-tool."+topic))
+	assert.Equal(t, 2, queueMessages(url, "cli-tool."+topic), "the tool's queue kept the newest two")
+}
+
+// The publisher declares no queue of its own group, yet the router's poison queue is kept for
+// that group from the first poisoned message (the router prepares the poison topic through
+// the subscriber), so `eventbus dlq` finds it, and a poisoned message is handled once, not
+// redelivered because its poison publish was unroutable.
+func TestPoisonQueueIsKeptForTheGroup(t *testing.T) {
+	url := brokerURL(t)
+	cfg := testConfig(url)
+	cfg.ConsumerGroup = "billing"
+	b := openBackend(t, cfg)
+	r, err := router.New(b, router.DefaultConfig())
+	require.NoError(t, err)
+	topic := uniqueTopic("invoices")
+	var calls atomic.Int32
+	r.AddConsumerHandler("poisoned", topic, b.Subscriber, func(*message.Message) error {
+		calls.Add(1)
+		return middleware.Permanent(errors.New("rejected"))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	<-r.Running()
+	defer func() { _ = r.Close(); <-done }()
+
+	require.NoError(t, b.Publish(ctx, topic, bus.Event{ID: "bad-1", Type: "t", Source: "s"}))
+	poisonQueue := "billing." + topic + ".poison"
+	require.Eventually(t, func() bool { return queueMessages(url, poisonQueue) == 1 }, 20*time.Second, 20*time.Millisecond,
+		"the poisoned message reaches %s", poisonQueue)
+	assert.Equal(t, int32(1), calls.Load(), "handled once: the first poison publish went through")
+}
+
+// queueMessages returns how many messages queue holds, or -1 when it does not exist (yet).
+func queueMessages(url, queue string) int {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return -1
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return -1
+	}
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		return -1
+	}
+	return q.Messages
 }
