@@ -18,8 +18,9 @@ import "github.com/eventbus-go/eventbus/bus/driver"
 //   - ErrUnavailable: on every backend a net.Error (refused, reset, timed out) or EOF from the
 //     socket; Sarama's ErrOutOfBrokers and the retriable broker codes (LEADER_NOT_AVAILABLE,
 //     REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS, ...); Redis's LOADING, MASTERDOWN, CLUSTERDOWN
-//     and TRYAGAIN; RabbitMQ's 320 CONNECTION_FORCED, a lost channel, and
-//     rabbitmq.ErrNotConnected while the driver reconnects.
+//     and TRYAGAIN; RabbitMQ's 320 CONNECTION_FORCED, a lost channel,
+//     rabbitmq.ErrNotConnected while the driver reconnects, and rabbitmq.ErrNacked when a full
+//     queue (queue.max_length_bytes) refused the message.
 //
 // Open's ErrUnavailable error names the broker's address and asks whether the broker is up.
 var (

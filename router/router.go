@@ -91,6 +91,9 @@ func New(b *bus.Bus, cfg Config, opts ...Option) (*Router, error) {
 	}
 	if o.poisonPub == nil {
 		o.poisonPub = b.Publisher
+		if init, ok := b.Subscriber.(message.SubscribeInitializer); ok {
+			o.poisonPub = &poisonKeeper{Publisher: b.Publisher, init: init, ready: map[string]bool{}}
+		}
 	}
 	chain, release, err := chainWith(cfg, o.poisonPub, o.store, o.logger, o.hooks)
 	r := &Router{release: release}
@@ -205,4 +208,30 @@ func (r *Router) releaseAll() error {
 		r.releaseErr = errors.Join(errs...)
 	})
 	return r.releaseErr
+}
+
+// poisonKeeper publishes to a poison topic after making sure, once per topic, that the bus's
+// consumer group keeps what is published there (its subscriber's SubscribeInitialize), so that
+// `eventbus dlq` can read the poison queue in that group. RabbitMQ needs it: its publisher does
+// not declare its own group's queues (publisher.declare_consumer_group is off), and a poison
+// topic no queue is bound to would refuse the message. On Kafka and Redis it creates the topic
+// or the group a little earlier than the first read would.
+type poisonKeeper struct {
+	message.Publisher
+	init  message.SubscribeInitializer
+	mu    sync.Mutex
+	ready map[string]bool
+}
+
+func (p *poisonKeeper) Publish(topic string, msgs ...*message.Message) error {
+	p.mu.Lock()
+	if !p.ready[topic] {
+		if err := p.init.SubscribeInitialize(topic); err != nil {
+			p.mu.Unlock()
+			return fmt.Errorf("prepare poison topic %s for the consumer group: %w", topic, err)
+		}
+		p.ready[topic] = true
+	}
+	p.mu.Unlock()
+	return p.Publisher.Publish(topic, msgs...)
 }

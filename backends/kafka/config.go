@@ -139,6 +139,32 @@ type TopicsConfig struct {
 	// ReplicationFactor of a created topic. Default: 1, which suits one broker; use 3 on a
 	// production cluster.
 	ReplicationFactor int16 `yaml:"replication_factor"`
+	// Retention is the retention.ms a created topic gets: records older than this are
+	// deleted, whether or not every group read them. 0 leaves it to the broker's default
+	// (log.retention.hours, 168h unless the cluster changed it). Topics that already exist
+	// keep theirs. Default: 0.
+	Retention time.Duration `yaml:"retention"`
+	// RetentionBytes is the retention.bytes a created topic gets: the most each partition
+	// keeps before its oldest records are deleted. 0 leaves it to the broker's default
+	// (log.retention.bytes, no limit by size unless the cluster set one). Default: 0.
+	RetentionBytes int64 `yaml:"retention_bytes"`
+}
+
+// configEntries are the topic configs a created topic gets beyond the broker's defaults.
+func (c *TopicsConfig) configEntries() map[string]*string {
+	entries := map[string]*string{}
+	if c.Retention > 0 {
+		ms := strconv.FormatInt(c.Retention.Milliseconds(), 10)
+		entries["retention.ms"] = &ms
+	}
+	if c.RetentionBytes > 0 {
+		b := strconv.FormatInt(c.RetentionBytes, 10)
+		entries["retention.bytes"] = &b
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	return entries
 }
 
 // SASLConfig is kafka.sasl.
@@ -265,6 +291,12 @@ func (c *Config) Validate() error {
 		}
 		if c.Topics.ReplicationFactor < 1 {
 			add("topics.replication_factor", "must be at least 1")
+		}
+		if c.Topics.Retention < 0 || (c.Topics.Retention > 0 && c.Topics.Retention < time.Millisecond) {
+			add("topics.retention", "%s: must be at least 1ms, or 0 for the broker's default (log.retention.hours)", c.Topics.Retention)
+		}
+		if c.Topics.RetentionBytes < 0 {
+			add("topics.retention_bytes", "must not be negative (0 uses the broker's default, log.retention.bytes)")
 		}
 	}
 	switch c.SASL.Mechanism {

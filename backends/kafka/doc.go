@@ -11,6 +11,15 @@
 // an in-process Kafka-protocol broker for development (`eventbus dev` serves one on
 // 127.0.0.1:9092) and tests.
 //
+// # Topics and retention
+//
+// With kafka.topics.create (the default) the publisher and subscriber create a missing topic
+// through the admin API, with topics.partitions and topics.replication_factor. The broker's
+// retention bounds every topic: log.retention.hours (168h unless the cluster changed it) and
+// log.retention.bytes (no limit by size by default). topics.retention and
+// topics.retention_bytes give the topics the bus creates a retention.ms and retention.bytes of
+// their own; topics that already exist keep theirs.
+//
 // # Errors
 //
 // Errors wrap the portable classes of package bus, with Sarama's own error (a sarama.KError,

@@ -103,7 +103,8 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		creator = &topicCreator{
 			brokers: cfg.Brokers,
 			sc:      sc,
-			detail:  sarama.TopicDetail{NumPartitions: cfg.Topics.Partitions, ReplicationFactor: cfg.Topics.ReplicationFactor},
+			detail: sarama.TopicDetail{NumPartitions: cfg.Topics.Partitions, ReplicationFactor: cfg.Topics.ReplicationFactor,
+				ConfigEntries: cfg.Topics.configEntries()},
 		}
 		closers = append(closers, creator.close)
 	}

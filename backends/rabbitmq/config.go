@@ -120,9 +120,29 @@ type QueueConfig struct {
 	// broker never discards a message. "" declares no dead-letter target (route dead letters
 	// yourself with a policy). Quorum and classic queues. Default: "{queue}.dead".
 	DeadLetterQueue string `yaml:"dead_letter_queue"`
-	// Arguments are further x-arguments for queue.declare, e.g. {x-max-length: 100000,
-	// x-overflow: reject-publish}. Every instance must declare the same ones. x-queue-type,
-	// x-single-active-consumer, x-delivery-limit and the dead-letter target are set by the
+	// MaxLengthBytes bounds every classic and quorum queue the bus declares (x-max-length-bytes):
+	// the total size of the message bodies it holds. A group's queue that is full refuses new
+	// messages (Overflow), so a group that stopped consuming makes Publish fail loudly instead
+	// of its queue growing until the broker's memory or disk alarm blocks every publisher on
+	// the cluster. 1 GiB holds about a million 1 KiB events, hours of backlog at the rates a
+	// service publishes, while a few abandoned queues stay far below a broker's disk. 0 leaves
+	// queues unbounded. Queues declared before without the bound must be deleted (or this set to
+	// 0 for them): RabbitMQ refuses to redeclare a queue with other arguments. Stream queues
+	// are bounded by stream.max_age and stream.max_bytes instead. Default: 1073741824 (1 GiB).
+	MaxLengthBytes int64 `yaml:"max_length_bytes"`
+	// MaxLength bounds the number of messages in each queue (x-max-length); 0 means no limit
+	// by count. Default: 0.
+	MaxLength int64 `yaml:"max_length"`
+	// Overflow is what a full queue does with a new message (x-overflow): "reject-publish"
+	// refuses it, the broker nacks it and Publish fails at once with an error wrapping ErrNacked
+	// and bus.ErrUnavailable;
+	// "drop-head" drops the queue's oldest message instead, silently. Queues of temporary and
+	// exclusive groups (tooling: the CLI's consume, the demo) always drop their oldest, so that
+	// a stalled tool never makes a service's Publish fail. Default: "reject-publish".
+	Overflow string `yaml:"overflow"`
+	// Arguments are further x-arguments for queue.declare, e.g. {x-message-ttl: 86400000}. Every instance must declare the same ones. x-queue-type,
+	// x-single-active-consumer, x-delivery-limit, the dead-letter target, x-max-length, x-max-length-bytes and
+	// x-overflow are set by the
 	// fields above. Default: none.
 	Arguments map[string]any `yaml:"arguments"`
 }
@@ -170,11 +190,16 @@ type PublisherConfig struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// DeclareConsumerGroup makes Publish declare and bind the queue of ConsumerGroup for each
 	// topic before the first message, so messages wait for that group even before it first
-	// subscribes. Turn it off on a service that publishes topics its own group never reads, or
-	// that queue fills up. Default: true.
+	// subscribes. Only for a service that reads back every topic it publishes: a queue that
+	// nobody reads fills up to queue.max_length_bytes and then makes every Publish to its
+	// topic fail. Default: false (a service usually publishes topics that other services
+	// read: list those in DeclareGroups).
 	DeclareConsumerGroup bool `yaml:"declare_consumer_group"`
-	// DeclareGroups lists further consumer groups whose queues Publish declares, so messages
-	// wait for them even before they first subscribe. Default: none.
+	// DeclareGroups lists the consumer groups whose queues Publish declares for each topic
+	// before the first message, so messages wait for them even before they first subscribe.
+	// With none, a group keeps messages only once it has subscribed, and a Publish to a topic
+	// that no group's queue is bound to fails with ErrUnroutable (publisher.mandatory).
+	// Default: none.
 	DeclareGroups []string `yaml:"declare_groups"`
 	// MaxMessageBytes is the largest message Publish sends, counted as its payload plus its
 	// metadata keys and values: Publish refuses a larger one before sending, with an error
@@ -218,6 +243,12 @@ const (
 	QueueStream  = "stream"
 )
 
+// What a full queue does (queue.overflow).
+const (
+	OverflowRejectPublish = "reject-publish"
+	OverflowDropHead      = "drop-head"
+)
+
 // DefaultConfig returns the configuration used when the file has no rabbitmq: section.
 func DefaultConfig() *Config {
 	return &Config{
@@ -239,16 +270,17 @@ func DefaultConfig() *Config {
 			TemporaryGroupExpiry: 30 * time.Minute,
 			DeliveryLimit:        1_000_000,
 			DeadLetterQueue:      "{queue}.dead",
+			MaxLengthBytes:       1 << 30,
+			Overflow:             OverflowRejectPublish,
 		},
 		Stream: StreamConfig{Name: "{topic}", MaxAge: 7 * 24 * time.Hour},
 		Publisher: PublisherConfig{
-			Confirms:             true,
-			Persistent:           true,
-			Mandatory:            true,
-			Channels:             8,
-			Timeout:              30 * time.Second,
-			DeclareConsumerGroup: true,
-			MaxMessageBytes:      1 << 20,
+			Confirms:        true,
+			Persistent:      true,
+			Mandatory:       true,
+			Channels:        8,
+			Timeout:         30 * time.Second,
+			MaxMessageBytes: 1 << 20,
 		},
 		Consumer: ConsumerConfig{StartFrom: "oldest", Prefetch: 100, MaxInFlight: 1, NackDelay: 100 * time.Millisecond},
 	}
@@ -263,6 +295,30 @@ var reservedArguments = map[string]string{
 	"x-delivery-limit":          "queue.delivery_limit",
 	"x-dead-letter-exchange":    "queue.dead_letter_queue",
 	"x-dead-letter-routing-key": "queue.dead_letter_queue",
+	"x-max-length":              "queue.max_length",
+	"x-max-length-bytes":        "queue.max_length_bytes",
+	"x-overflow":                "queue.overflow",
+}
+
+// bound puts queue.max_length_bytes, queue.max_length and queue.overflow on the arguments of a
+// classic or quorum queue. tooling marks the queue of a temporary or exclusive group: it drops
+// its oldest messages when full, because with reject-publish a stalled `eventbus consume` would
+// make the publishes of every service on its topic fail.
+func (t topology) bound(args amqp.Table, tooling bool) {
+	q := t.cfg.Queue
+	if q.MaxLengthBytes > 0 {
+		args["x-max-length-bytes"] = q.MaxLengthBytes
+	}
+	if q.MaxLength > 0 {
+		args["x-max-length"] = q.MaxLength
+	}
+	if q.MaxLengthBytes > 0 || q.MaxLength > 0 {
+		overflow := q.Overflow
+		if tooling {
+			overflow = OverflowDropHead
+		}
+		args["x-overflow"] = overflow
+	}
 }
 
 // Validate reports every problem with paths relative to the rabbitmq: section.
@@ -361,6 +417,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Stream.MaxBytes < 0 {
 		add("stream.max_bytes", "must not be negative")
+	}
+	if c.Queue.MaxLengthBytes < 0 {
+		add("queue.max_length_bytes", "must not be negative (0 leaves queues unbounded)")
+	}
+	if c.Queue.MaxLength < 0 {
+		add("queue.max_length", "must not be negative (0 means no limit by count)")
+	}
+	if c.Queue.Overflow != OverflowRejectPublish && c.Queue.Overflow != OverflowDropHead {
+		add("queue.overflow", "%q: want reject-publish or drop-head", c.Queue.Overflow)
 	}
 	keys := make([]string, 0, len(c.Queue.Arguments))
 	for k := range c.Queue.Arguments {

@@ -56,6 +56,7 @@ rabbitmq:
 		`test.yaml:4: rabbitmq.exchange.type: "headers": want topic, direct or fanout`,
 		`test.yaml:7: rabbitmq.queue.durable: quorum queues are always durable`,
 		`test.yaml:8: rabbitmq.queue.name: "{topic}" must contain "{topic}" and "{group}"`,
+		`test.yaml:9: rabbitmq.queue.arguments.x-max-length: is set by queue.max_length; remove it here`,
 		`test.yaml:9: rabbitmq.queue.arguments.x-queue-type: is set by queue.type; remove it here`,
 		`test.yaml:10: rabbitmq.publisher.mandatory: needs publisher.confirms`,
 		`test.yaml:10: rabbitmq.publisher.channels: must be at least 1`,

@@ -26,6 +26,7 @@ import (
 func TestPublishReusesPooledChannels(t *testing.T) {
 	cfg := testConfig(brokerURL(t))
 	cfg.Publisher.Channels = 4
+	cfg.Publisher.DeclareGroups = []string{cfg.ConsumerGroup} // a queue to route to
 	b := openBackend(t, cfg)
 	var conn *rabbitmq.Connection
 	require.True(t, b.As(&conn))
@@ -75,9 +76,7 @@ func TestPublishReportsBrokerRefusal(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, ch.QueueBind(q.Name, topic, "eventbus", false, nil))
 
-	cfg := testConfig(url)
-	cfg.Publisher.DeclareConsumerGroup = false
-	b := openBackend(t, cfg)
+	b := openBackend(t, testConfig(url))
 	require.NoError(t, b.Publish(ctx, topic, bus.Event{ID: "fits", Type: "t", Source: "s"}))
 	err = b.Publish(ctx, topic, bus.Event{ID: "refused", Type: "t", Source: "s"})
 	require.ErrorIs(t, err, rabbitmq.ErrNacked)
@@ -101,7 +100,9 @@ func TestPublishReportsBrokerRefusal(t *testing.T) {
 // Confirms on: once Publish returns, the broker has the message.
 func TestPublishReturnsAfterTheBrokerHasTheMessage(t *testing.T) {
 	url := brokerURL(t)
-	b := openBackend(t, testConfig(url))
+	cfg := testConfig(url)
+	cfg.Publisher.DeclareGroups = []string{cfg.ConsumerGroup}
+	b := openBackend(t, cfg)
 	topic := uniqueTopic("confirmed")
 	events := make([]bus.Event, 300)
 	for i := range events {

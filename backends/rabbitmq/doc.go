@@ -17,9 +17,17 @@
 //   - At-least-once. Publish returns after the broker's publisher confirm for every message,
 //     on a pool of confirming channels (rabbitmq.publisher). A message that no queue would take
 //     is returned by the broker (mandatory) and Publish fails with ErrUnroutable instead of the
-//     message being dropped. To keep messages for a group that has not subscribed yet, Publish
-//     declares the queue of the configured consumer group (publisher.declare_consumer_group)
-//     and of publisher.declare_groups.
+//     message being dropped. A group's queue exists once the group subscribed; to keep
+//     messages for groups that have not subscribed yet, list them in publisher.declare_groups
+//     and Publish declares their queues. It never declares its own group's queue unless
+//     publisher.declare_consumer_group says so: a service usually publishes topics it never
+//     reads, and such a queue would only fill up.
+//   - Bounded queues: every group queue the bus declares carries x-max-length-bytes
+//     (queue.max_length_bytes, 1 GiB by default; queue.max_length by count) with x-overflow
+//     reject-publish, so once a group falls that far behind the broker nacks further messages
+//     and Publish fails with ErrNacked (class bus.ErrUnavailable) instead of the queue growing
+//     until the broker's memory alarm blocks every publisher. Queues of temporary and
+//     exclusive groups (tooling) drop their oldest messages instead.
 //   - While the broker is unreachable, Publish retries with backoff until its context's
 //     deadline, or publisher.timeout when the context has none, and then fails naming the first
 //     message not confirmed. A message whose confirm was lost with its connection is sent
@@ -66,6 +74,7 @@
 //   - bus.ErrClosed: ErrPublisherClosed and ErrSubscriberClosed, which Publish and Subscribe
 //     return after Close (and a Publish that Close interrupted).
 //
-// ErrNacked and ErrUnroutable have no portable class: no other backend refuses a message that
-// way.
+// ErrNacked (a full queue refused the message) is bus.ErrUnavailable: publishing again later,
+// once the group's consumers caught up, may succeed. ErrUnroutable has no portable class: no
+// other backend refuses a message that way.
 package rabbitmq

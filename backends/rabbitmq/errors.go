@@ -21,7 +21,8 @@ import (
 //   - ErrUnavailable: ErrNotConnected (the connection is down and being re-established), a
 //     channel lost under a Publish, amqp091.ErrClosed, 320 CONNECTION_FORCED (the broker shut
 //     the connection, on a restart say), 506 RESOURCE_ERROR and 541 INTERNAL_ERROR, and any
-//     net.Error, connection refused or reset, or EOF from the socket.
+//     net.Error, connection refused or reset, or EOF from the socket; and ErrNacked, a message
+//     the broker refused because a queue bound to the topic is full.
 //   - ErrClosed: ErrPublisherClosed and ErrSubscriberClosed, which wrap it.
 func classOf(err error) error {
 	if err == nil {
@@ -41,6 +42,8 @@ func classOf(err error) error {
 		}
 	}
 	switch {
+	case errors.Is(err, ErrNacked): // a full queue: it takes messages again once drained
+		return driver.ErrUnavailable
 	case errors.Is(err, ErrNotConnected), errors.Is(err, errChannelLost),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNREFUSED),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):

@@ -35,7 +35,7 @@ func TestClassOf(t *testing.T) {
 		{ErrSubscriberClosed, driver.ErrClosed},
 		{fmt.Errorf("publish: %w", ErrInvalidTopic), driver.ErrInvalidEvent},
 		{&amqp.Error{Code: amqp.PreconditionFailed, Server: true}, nil},
-		{ErrNacked, nil},
+		{ErrNacked, driver.ErrUnavailable},
 		{ErrUnroutable, nil},
 	} {
 		assert.Equal(t, c.want, classOf(c.err), "%v", c.err)

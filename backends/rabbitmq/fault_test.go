@@ -53,6 +53,7 @@ func TestFaults(t *testing.T) {
 	t.Run("PublishGivesUpAtDeadlineWithClearError", func(t *testing.T) {
 		cfg := testConfig(n.url())
 		cfg.Publisher.Timeout = 1500 * time.Millisecond
+		cfg.Publisher.DeclareGroups = []string{cfg.ConsumerGroup}
 		b := openBackend(t, cfg)
 		topic := uniqueTopic("deadline")
 		require.NoError(t, b.Publish(context.Background(), topic, bus.Event{Type: "t", Source: "s"}))
@@ -168,7 +169,9 @@ func TestFaults(t *testing.T) {
 	// -race fails it whatever the Pub/Sub does. StopStartMidStream covers the same ground.
 
 	t.Run("CloseInterruptsWaitingPublish", func(t *testing.T) {
-		b, err := bus.OpenConfig(context.Background(), rabbitmq.Name, testConfig(n.url()), bus.WithLogger(testLogger()))
+		cfg := testConfig(n.url())
+		cfg.Publisher.DeclareGroups = []string{cfg.ConsumerGroup}
+		b, err := bus.OpenConfig(context.Background(), rabbitmq.Name, cfg, bus.WithLogger(testLogger()))
 		require.NoError(t, err)
 		topic := uniqueTopic("closing")
 		require.NoError(t, b.Publish(context.Background(), topic, bus.Event{Type: "t", Source: "s"}))

@@ -19,7 +19,10 @@ import (
 
 var (
 	// ErrNacked is wrapped by Publish's error for a message the broker refused (basic.nack):
-	// a queue full with x-overflow reject-publish, say. It is not retried.
+	// a queue bound to the topic is full (queue.max_length_bytes or queue.max_length, with
+	// queue.overflow reject-publish), or the queue could not store it. It is not retried, and
+	// its class is bus.ErrUnavailable: publishing again later may succeed, once the consumers
+	// caught up.
 	ErrNacked = errors.New("broker refused the message (nack)")
 	// ErrUnroutable is wrapped by Publish's error for a message no queue was bound to take,
 	// returned by the broker because it was published mandatory. It is not retried.
@@ -231,14 +234,15 @@ func (p *publisher) awaitConfirm(ctx context.Context, oc *openChannel, topic, ex
 		if oc.ch.IsClosed() {
 			return errChannelLost
 		}
-		return ErrNacked
+		return fmt.Errorf("%w: a queue bound to topic %s is full (rabbitmq.queue.max_length_bytes or max_length, overflow reject-publish: its consumer group is behind or gone) or could not store it",
+			ErrNacked, topic)
 	}
 	if !p.cfg.Mandatory {
 		return nil
 	}
 	if r, ok := oc.takeReturn(topic, id); ok {
-		return fmt.Errorf("%w: exchange %s has no binding for routing key %s (%d %s); a consumer group must subscribe once, or be listed in publisher.declare_groups, before messages for it are kept",
-			ErrUnroutable, exchange, topic, r.ReplyCode, r.ReplyText)
+		return fmt.Errorf("%w: no queue is bound to topic %s (exchange %s, routing key %s: %d %s), so no consumer group would get it; list the groups that read %s in rabbitmq.publisher.declare_groups so their queues keep messages from the first publish, or subscribe them first",
+			ErrUnroutable, topic, exchange, topic, r.ReplyCode, r.ReplyText, topic)
 	}
 	return nil
 }

@@ -113,13 +113,15 @@ func TestUndecodableHeadersAreDeliveredWithReason(t *testing.T) {
 	m.Ack()
 }
 
-// By default the publisher declares the configured group's queue, so messages published before
-// the group first subscribes wait for it; a group nobody declared gets nothing old.
+// With publisher.declare_consumer_group and declare_groups the publisher declares those groups'
+// queues, so messages published before the groups first subscribe wait for them; a group nobody
+// declared gets nothing old.
 func TestPublishDeclaresConfiguredGroupQueue(t *testing.T) {
 	url := brokerURL(t)
 	topic := uniqueTopic("early")
 	cfg := testConfig(url)
 	cfg.ConsumerGroup = "lms"
+	cfg.Publisher.DeclareConsumerGroup = true
 	cfg.Publisher.DeclareGroups = []string{"credentials"}
 	pub := openBackend(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -151,17 +153,20 @@ func TestPublishDeclaresConfiguredGroupQueue(t *testing.T) {
 }
 
 // With no queue bound for a topic RabbitMQ would drop the message; the publisher publishes
-// mandatory and fails instead.
+// mandatory and fails instead, saying which topic and which setting keeps messages for a group.
+// With the default config the publisher declares no queue of its own, so nothing is left
+// behind that nobody reads.
 func TestUnroutablePublishFails(t *testing.T) {
-	cfg := testConfig(brokerURL(t))
-	cfg.Publisher.DeclareConsumerGroup = false
-	b := openBackend(t, cfg)
+	url := brokerURL(t)
+	b := openBackend(t, testConfig(url))
 	topic := uniqueTopic("nobody")
 	err := b.Publish(context.Background(), topic, bus.Event{ID: "lost-1", Type: "t", Source: "s"})
 	require.ErrorIs(t, err, rabbitmq.ErrUnroutable)
 	assert.Contains(t, err.Error(), "message lost-1")
-	assert.Contains(t, err.Error(), "routing key "+topic)
+	assert.Contains(t, err.Error(), "no queue is bound to topic "+topic)
+	assert.Contains(t, err.Error(), "rabbitmq.publisher.declare_groups")
 	assert.Contains(t, err.Error(), "NO_ROUTE")
+	assertNoQueue(t, url, "eventbus."+topic)
 
 	// Once a group subscribed, the same publish goes through.
 	require.NoError(t, b.Subscriber.(message.SubscribeInitializer).SubscribeInitialize(topic))

@@ -156,7 +156,7 @@ func (t topology) declareQueue(ch *amqp.Channel, topic, group string, temporary 
 	q, err := ch.QueueDeclare(name, durable, autoDelete, exclusive, false, args)
 	if err != nil {
 		return "", fmt.Errorf("declare queue %s: %w%s", name, err,
-			preconditionHint(err, "queue.type, queue.durable, queue.single_active_consumer, queue.delivery_limit, queue.dead_letter_queue or queue.arguments (or the group was declared temporary once and not now)"))
+			preconditionHint(err, "queue.type, queue.durable, queue.single_active_consumer, queue.delivery_limit, queue.dead_letter_queue, queue.max_length_bytes, queue.max_length, queue.overflow or queue.arguments (or the group was declared temporary once and not now)"))
 	}
 	if temporary && group != "" && !t.stream() && t.temp != nil {
 		t.temp.add(q.Name, t.deadLetterName(q.Name))
@@ -184,6 +184,7 @@ func (t topology) queueArgs(topic, group string, temporary bool) (amqp.Table, er
 		}
 		return args, nil // a stream belongs to the topic, not to a group: it never expires
 	case group == "":
+		t.bound(args, true)
 		return args, nil // exclusive queues are classic and go with their connection
 	}
 	args["x-queue-type"] = t.cfg.Queue.Type
@@ -200,6 +201,7 @@ func (t topology) queueArgs(topic, group string, temporary bool) (amqp.Table, er
 	if temporary {
 		args["x-expires"] = t.cfg.Queue.TemporaryGroupExpiry.Milliseconds()
 	}
+	t.bound(args, temporary)
 	return args, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -115,18 +116,55 @@ func (c *ConsumerConfig) RenamedKeys() map[string]string {
 	return map[string]string{"nack_resend_delay": "redis.consumer.nack_delay"}
 }
 
-// PublisherConfig is redis.publisher.
+// PublisherConfig is redis.publisher. Retention and MaxLen bound every stream the bus publishes
+// to, as Kafka's retention bounds its topics: Redis keeps streams in memory, so a stream nobody
+// trims grows with traffic until Redis refuses writes or evicts keys. Trimming happens on each
+// publish (XADD with MINID or MAXLEN, approximate "~": Redis drops only whole nodes of about 100
+// entries, stream-node-max-entries, so a stream holds a little more than the bound). It bounds
+// replay, and an entry trimmed before a slow group read it is gone for that group: pending
+// entries trimmed that way are reported as a DataLoss.
 type PublisherConfig struct {
-	// MaxLen trims a stream to about this many entries (XADD MAXLEN ~) on every publish. 0 keeps
-	// every entry. Trimming bounds replay, and an entry trimmed before a slow group read it is
-	// gone for that group. Default: 0 (off).
+	// Retention trims entries older than this (XADD ... MINID ~ <now - retention>; stream ids
+	// are millisecond timestamps). 0 keeps entries whatever their age: set it only together
+	// with MaxLen, or on purpose. Default: 168h (7 days, Kafka's default retention.ms).
+	Retention time.Duration `yaml:"retention"`
+	// MaxLen trims a stream to about this many entries (MAXLEN ~). 0 means no limit by count.
+	// With Retention as well, both apply. Default: 0.
 	MaxLen int64 `yaml:"max_len"`
+	// Topics overrides Retention and MaxLen for single topics (stream keys), e.g.
+	// {audit.events: {retention: 2160h}, clicks: {retention: 24h, max_len: 1000000}}; a key a
+	// topic leaves out keeps the value above. Default: none.
+	Topics map[string]TopicLimits `yaml:"topics,omitempty"`
 	// MaxMessageBytes is the largest message Publish sends, counted as its payload plus its
 	// metadata keys and values: Publish refuses a larger one before sending, with an error
 	// wrapping bus.ErrTooLarge. Redis itself takes up to proto-max-bulk-len (512 MB by default)
 	// per field, far more than a stream entry should hold; the limit keeps one oversized event
 	// from filling memory and stalling every consumer that reads it. Default: 1048576 (1 MiB).
 	MaxMessageBytes int `yaml:"max_message_bytes"`
+}
+
+// TopicLimits is an entry of redis.publisher.topics: a topic's own retention and max_len.
+type TopicLimits struct {
+	// Retention replaces publisher.retention for the topic; 0 keeps its entries whatever their
+	// age. Default: publisher.retention.
+	Retention *time.Duration `yaml:"retention,omitempty"`
+	// MaxLen replaces publisher.max_len for the topic; 0 means no limit by count.
+	// Default: publisher.max_len.
+	MaxLen *int64 `yaml:"max_len,omitempty"`
+}
+
+// limits returns the retention and max_len that apply to topic.
+func (c *PublisherConfig) limits(topic string) (retention time.Duration, maxLen int64) {
+	retention, maxLen = c.Retention, c.MaxLen
+	if t, ok := c.Topics[topic]; ok {
+		if t.Retention != nil {
+			retention = *t.Retention
+		}
+		if t.MaxLen != nil {
+			maxLen = *t.MaxLen
+		}
+	}
+	return retention, maxLen
 }
 
 // DefaultConfig returns the configuration used when the file has no redis: section.
@@ -146,7 +184,7 @@ func DefaultConfig() *Config {
 			ClaimBatch:      100,
 			ConsumerTimeout: time.Hour,
 		},
-		Publisher:    PublisherConfig{MaxMessageBytes: 1 << 20},
+		Publisher:    PublisherConfig{Retention: 7 * 24 * time.Hour, MaxMessageBytes: 1 << 20},
 		DialTimeout:  5 * time.Second,
 		ReadTimeout:  3 * time.Second,
 		WriteTimeout: 3 * time.Second,
@@ -205,8 +243,32 @@ func (c *Config) Validate() error {
 		add("consumer_group", "must not be empty: the backend always reads through a consumer group")
 	}
 	errs = append(errs, config.Nest("consumer", c.Consumer.validate()))
+	if c.Publisher.Retention < 0 {
+		add("publisher.retention", "must not be negative (0 keeps entries whatever their age)")
+	} else if c.Publisher.Retention > 0 && c.Publisher.Retention < time.Millisecond {
+		add("publisher.retention", "%s: must be at least 1ms (stream ids count milliseconds)", c.Publisher.Retention)
+	}
 	if c.Publisher.MaxLen < 0 {
-		add("publisher.max_len", "must not be negative (0 turns trimming off)")
+		add("publisher.max_len", "must not be negative (0 means no limit by count)")
+	}
+	topics := make([]string, 0, len(c.Publisher.Topics))
+	for topic := range c.Publisher.Topics {
+		topics = append(topics, topic)
+	}
+	sort.Strings(topics)
+	for _, topic := range topics {
+		l := c.Publisher.Topics[topic]
+		if topic == "" {
+			add("publisher.topics", "has an empty topic name")
+		}
+		if l.Retention != nil && *l.Retention < 0 {
+			add("publisher.topics."+topic+".retention", "must not be negative (0 keeps entries whatever their age)")
+		} else if l.Retention != nil && *l.Retention > 0 && *l.Retention < time.Millisecond {
+			add("publisher.topics."+topic+".retention", "%s: must be at least 1ms (stream ids count milliseconds)", *l.Retention)
+		}
+		if l.MaxLen != nil && *l.MaxLen < 0 {
+			add("publisher.topics."+topic+".max_len", "must not be negative (0 means no limit by count)")
+		}
 	}
 	if c.Publisher.MaxMessageBytes < 1 {
 		add("publisher.max_message_bytes", "must be at least 1")

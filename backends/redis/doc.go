@@ -4,9 +4,13 @@
 //
 //	import _ "github.com/eventbus-go/eventbus/backends/redis"
 //
-// Publishing goes through watermill-redisstream's publisher (XADD, optionally MAXLEN ~).
-// Subscribing uses this package's own Subscriber, written because the adapter's loses data in
-// ways a production user would not expect (see below).
+// Publishing is one XADD per event that also trims the stream: by age to publisher.retention
+// (MINID ~, 7 days by default, like Kafka's retention.ms) and by count to publisher.max_len
+// (MAXLEN ~, off by default), per topic in publisher.topics. Redis holds streams in memory, so
+// an untrimmed stream would grow with traffic until Redis refuses writes or evicts; retention
+// 0 keeps entries forever and must be asked for. Subscribing uses this package's own
+// Subscriber, written because watermill-redisstream's loses data in ways a production user
+// would not expect (see below).
 //
 // # Wire format
 //
@@ -59,8 +63,8 @@
 // the key deleted or evicted), the subscriber recreates it at the start of the stream, so
 // everything published after the loss is consumed, and reports the backlog the group had not
 // read (its last observed lag) as a DataLoss: an error log, the Stats counters and the
-// Config.OnDataLoss hook. Pending entries trimmed away (MaxLen) before they were acked are
-// reported the same way. Nothing the broker still holds is ever skipped.
+// Config.OnDataLoss hook. Pending entries trimmed away (publisher.retention or max_len) before
+// they were acked are reported the same way, with their ids. Nothing the broker still holds is ever skipped.
 //
 // Recreating the group at the stream's start also means that a group deleted by hand
 // (XGROUP DESTROY) while its stream remains is read again from the oldest retained entry:

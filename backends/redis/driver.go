@@ -9,9 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eventbus-go/eventbus/bus/driver"
@@ -99,23 +96,16 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 			"max_message_bytes", cfg.Publisher.MaxMessageBytes, "proto_max_bulk_len", server.maxBulk)
 	}
 
-	// The publisher gets a client of its own: watermill-redisstream's publisher closes its
-	// client on Close, and the router closes a handler's publisher when the handler stops.
+	// The publisher gets a client of its own: it closes it on Close, and the router closes a
+	// handler's publisher when the handler stops.
 	pubClient, err := NewClient(&cfg)
 	if err != nil {
 		return nil, errors.Join(err, client.Close())
 	}
-	wpub, err := redisstream.NewPublisher(redisstream.PublisherConfig{
-		Client:        pubClient,
-		Marshaller:    marshaller{},
-		DefaultMaxlen: cfg.Publisher.MaxLen,
-	}, watermill.NewSlogLogger(logger))
-	if err != nil {
-		return nil, errors.Join(err, pubClient.Close(), client.Close())
-	}
+	pub := &publisher{client: pubClient, cfg: cfg.Publisher}
 	sub, err := NewSubscriber(client, cfg, logger)
 	if err != nil {
-		return nil, errors.Join(err, wpub.Close(), client.Close())
+		return nil, errors.Join(err, pub.Close(), client.Close())
 	}
 	sub.temporary = o.TemporaryGroup
 
@@ -130,7 +120,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		Notes: map[driver.Capability]string{
 			driver.PerKeyOrdering: "stream order holds only with a single consumer per group and consumer.max_in_flight 1; entries claimed from a stopped consumer arrive late",
 			driver.Persistence:    server.note,
-			driver.Replay:         "a new group with consumer.start_from oldest reads what the stream retains; publisher.max_len trimming bounds it",
+			driver.Replay:         "a new group with consumer.start_from oldest reads what the stream retains: publisher.retention (7 days by default) and publisher.max_len bound it",
 			driver.ReplayByTime:   "consumer.start_from takes an RFC 3339 time (stream ids are millisecond timestamps); Rewind moves an existing group",
 			driver.NativeDelay:    "Redis Streams have no delayed delivery",
 		},
@@ -143,7 +133,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 	var closeOnce sync.Once
 	var closeErr error
 	return &driver.Conn{
-		Publisher:    &publisher{next: wpub, maxBytes: cfg.Publisher.MaxMessageBytes},
+		Publisher:    pub,
 		Subscriber:   sub,
 		Capabilities: caps,
 		Lag:          lagFunc(client, cfg.ConsumerGroup),
@@ -268,52 +258,4 @@ func atLeast(version string, major, minor int) bool {
 		return true
 	}
 	return maj > major || (maj == major && mnr >= minor)
-}
-
-// publisher wraps watermill-redisstream's publisher, whose closed flag is not safe against a
-// concurrent Publish, and refuses messages over publisher.max_message_bytes.
-type publisher struct {
-	mu       sync.RWMutex
-	closed   bool
-	next     *redisstream.Publisher
-	maxBytes int
-}
-
-func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.closed {
-		return fmt.Errorf("redis publisher %w", driver.ErrClosed)
-	}
-	if topic == "" {
-		return fmt.Errorf("publish: topic (stream key) is empty: %w", driver.ErrInvalidEvent)
-	}
-	// Every message is checked before the first is sent, so a refused batch leaves no trace.
-	for _, msg := range msgs {
-		if size := messageBytes(msg); size > p.maxBytes {
-			return fmt.Errorf("publish message %s to %s: it is %d bytes (payload and metadata), over the limit of %d (redis.publisher.max_message_bytes): %w",
-				msg.UUID, topic, size, p.maxBytes, driver.ErrTooLarge)
-		}
-	}
-	return classify("", p.next.Publish(topic, msgs...))
-}
-
-// messageBytes is what publisher.max_message_bytes counts: the payload plus the metadata keys
-// and values, the fields of the stream entry.
-func messageBytes(msg *message.Message) int {
-	n := len(msg.Payload)
-	for k, v := range msg.Metadata {
-		n += len(k) + len(v)
-	}
-	return n
-}
-
-func (p *publisher) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return nil
-	}
-	p.closed = true
-	return p.next.Close()
 }

@@ -201,6 +201,7 @@ func TestConfigPrintRedactsSecretsAndShowsDefaults(t *testing.T) {
     mechanism: SCRAM-SHA-512
     username: edx
     password: ${EVENTBUS_TEST_PASSWORD}
+  topics: {retention: 72h}
 `)
 	code, out, errOut := cli(t, context.Background(), "", "config", "print", "--config", path)
 	require.Equal(t, 0, code, errOut)
@@ -212,6 +213,7 @@ func TestConfigPrintRedactsSecretsAndShowsDefaults(t *testing.T) {
 	assert.Contains(t, out, "  consumer:\n    start_from: oldest\n    max_in_flight: 0\n    nack_delay: 100ms\n    drain_timeout: 5s\n")
 	assert.Contains(t, out, "close_timeout: 30s")
 	assert.Contains(t, out, "- k1:9092")
+	assert.Contains(t, out, "    retention: 72h0m0s\n    retention_bytes: 0\n", "the retention created topics get")
 }
 
 func TestDevServesUntilCancelled(t *testing.T) {

@@ -50,11 +50,25 @@ func TestDemoOnRabbitMQ(t *testing.T) {
 	assert.Contains(t, out, "capabilities of rabbitmq: consumer-groups, persistence")
 }
 
-// On RabbitMQ a group's queue keeps messages from the moment it exists. publish declares the
-// queue of the configured consumer group (eventbus), so consume in that group reads what was
-// published before it started; a new group of consume's own was not there to keep them.
-func TestPublishThenConsumeOnRabbitMQ(t *testing.T) {
+// On RabbitMQ a group's queue keeps messages from the moment it exists. With the default config
+// publish declares no queue, so a topic no group has subscribed to refuses the event, saying
+// which setting keeps it; nothing is left behind.
+func TestPublishWithNoGroupFailsOnRabbitMQ(t *testing.T) {
 	cfg := rabbitmqConfig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code, _, errOut := cli(t, ctx, "", "publish", "--config", cfg, "--topic", "enrollments",
+		"--type", "t.v1", "--source", "s", "--id", "evt-1", "--data", `{}`)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "no queue is bound to topic enrollments")
+	assert.Contains(t, errOut, "rabbitmq.publisher.declare_groups")
+}
+
+// With the group listed in publisher.declare_groups, publish declares its queue, so consume in
+// that group reads what was published before it started; a new group of consume's own was not
+// there to keep them.
+func TestPublishThenConsumeOnRabbitMQ(t *testing.T) {
+	cfg := rabbitmqConfig(t, "  publisher: {declare_groups: [eventbus]}\n")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	code, out, errOut := cli(t, ctx, "", "publish", "--config", cfg, "--topic", "enrollments",

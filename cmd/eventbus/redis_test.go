@@ -96,5 +96,5 @@ func TestConfigPrintRedactsRedisPassword(t *testing.T) {
 	assert.Contains(t, out, "[redacted]")
 	assert.Contains(t, out, "  consumer:\n    start_from: oldest\n    max_in_flight: 1\n    nack_delay: 100ms\n    drain_timeout: 10s\n")
 	assert.Contains(t, out, "    read_batch: 100\n")
-	assert.Contains(t, out, "  publisher:\n    max_len: 0\n    max_message_bytes: 1048576\n")
+	assert.Contains(t, out, "  publisher:\n    retention: 168h0m0s\n    max_len: 0\n    max_message_bytes: 1048576\n")
 }
