@@ -15,7 +15,7 @@ import (
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/internal/brokertest"
 	"github.com/eventbus-go/eventbus/middleware"
-	"github.com/eventbus-go/eventbus/middleware/dedupredis"
+	"github.com/eventbus-go/eventbus/middleware/redisstore"
 	"github.com/eventbus-go/eventbus/router"
 )
 
@@ -43,14 +43,14 @@ func TestMemoryStoreExpiresAndStaysBounded(t *testing.T) {
 
 // redisStore opens a store on the shared Redis with a key prefix of its own, and deletes the
 // keys it wrote when the test ends.
-func redisStore(t *testing.T) (*dedupredis.Store, string) {
+func redisStore(t *testing.T) (*redisstore.Dedup, string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs the Redis server at 127.0.0.1:6379; run without -short")
 	}
-	cfg := dedupredis.DefaultConfig()
+	cfg := redisstore.DefaultConfig()
 	cfg.KeyPrefix = "eventbus-test:dedup:" + watermill.NewShortUUID() + ":"
-	s, err := dedupredis.Open(context.Background(), cfg)
+	s, err := redisstore.OpenDedup(context.Background(), cfg)
 	require.NoError(t, err, "the shared Redis at 127.0.0.1:6379 must be running (scripts/brokers.sh ensure)")
 	t.Cleanup(func() {
 		c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})

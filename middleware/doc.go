@@ -1,6 +1,6 @@
 // Package middleware holds eventbus's router middleware, one file each: retries with backoff
 // (retry.go), a poison queue with provenance and redrive (poison.go), per-key ordering with
-// parallelism (ordering.go), deduplication (dedup.go; the Redis store is in dedupredis),
+// parallelism (ordering.go), deduplication (dedup.go; the Redis store is in redisstore),
 // panic recovery, handler timeouts and correlation ids. Package router assembles them from the
 // config file's router: section, in the order its documentation explains; use them directly
 // only to build a chain of your own.

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -128,10 +126,17 @@ const maxErrorBytes = 8 << 10
 // Under the Park policy it remembers, per handler, topic and ordering key, the messages it
 // poisoned that are still poisoned, and parks the key's later messages behind the earliest of
 // them (see Park). A redriven poisoned message is handled again; if it fails again, the key's
-// redriven later messages are parked again behind it. That memory is the process's own: after
-// a restart, or when the partition moves to another instance, the key's later messages are
-// handled again.
+// redriven later messages are parked again behind it. That state is kept in a ParkStore: by
+// default the process's memory, which a restart or a rebalance loses (the key's later messages
+// are then handled again); a shared store (NewPoisonWithParkStore) keeps it across both.
 func NewPoison(pub message.Publisher, cfg PoisonConfig, logger *slog.Logger) (message.HandlerMiddleware, error) {
+	return NewPoisonWithParkStore(pub, cfg, nil, logger)
+}
+
+// NewPoisonWithParkStore is NewPoison with the park policy's state kept in store (nil: this
+// process's memory). A store shared by the consumer group's instances (redisstore.Park) keeps
+// keys parked across restarts and rebalances.
+func NewPoisonWithParkStore(pub message.Publisher, cfg PoisonConfig, store ParkStore, logger *slog.Logger) (message.HandlerMiddleware, error) {
 	if pub == nil {
 		return nil, errors.New("poison: publisher is nil")
 	}
@@ -145,7 +150,10 @@ func NewPoison(pub message.Publisher, cfg PoisonConfig, logger *slog.Logger) (me
 	if err != nil {
 		host = "unknown"
 	}
-	p := &poison{pub: pub, cfg: cfg, park: cfg.OnPoisoned == Park, host: host, logger: logger, parked: map[parkKey]*parkState{}}
+	p := &poison{pub: pub, cfg: cfg, park: cfg.OnPoisoned == Park, parked: store, host: host, logger: logger}
+	if p.parked == nil {
+		p.parked = NewMemoryParkStore()
+	}
 	return p.middleware, nil
 }
 
@@ -153,105 +161,29 @@ type poison struct {
 	pub    message.Publisher
 	cfg    PoisonConfig
 	park   bool
+	parked ParkStore
 	host   string
 	logger *slog.Logger
-
-	mu     sync.Mutex
-	seq    uint64                 // orders poisonings and parkings, under mu
-	parked map[parkKey]*parkState // keys with a message still poisoned, under mu
-}
-
-type parkKey struct{ handler, topic, key string }
-
-// parkState is what the park policy knows of one key.
-type parkState struct {
-	poisoned []poisonedID      // the key's messages still poisoned, earliest first
-	parkedAt map[string]uint64 // seq at which each message of the key was last parked
-}
-
-type poisonedID struct {
-	id  string
-	seq uint64 // when it was last poisoned
-}
-
-// admit decides whether the message id of pk may reach the handler, or is parked behind the
-// key's earliest poisoned message (returned). A key's messages come one at a time (the ordering
-// decorator hands out the next one of a key only once the previous one is acked), so admit,
-// and poisoned or handled for the same message, never interleave with another of its key.
-func (p *poison) admit(pk parkKey, id string, redriven bool) (behind string, park bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	st := p.parked[pk]
-	if st == nil {
-		return "", false
-	}
-	earliest := st.poisoned[0]
-	if redriven {
-		if earliest.id == id {
-			return "", false // the key's earliest broken message, sent back: try it again
-		}
-		at, wasParked := st.parkedAt[id]
-		if !slices.ContainsFunc(st.poisoned, func(e poisonedID) bool { return e.id == id }) &&
-			(!wasParked || earliest.seq < at) {
-			// A message this process parked (or one it does not know), redriven while the
-			// earliest poisoned message has not failed again since: the operator sent the key's
-			// later messages back without it (purged, or left in the queue). Unpark the key.
-			delete(p.parked, pk)
-			return "", false
-		}
-	}
-	p.seq++
-	st.parkedAt[id] = p.seq
-	return earliest.id, true
-}
-
-// poisoned records that id of pk went to the poison queue for a failure.
-func (p *poison) poisoned(pk parkKey, id string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.seq++
-	st := p.parked[pk]
-	if st == nil {
-		st = &parkState{parkedAt: map[string]uint64{}}
-		p.parked[pk] = st
-	}
-	for i := range st.poisoned {
-		if st.poisoned[i].id == id {
-			st.poisoned[i].seq = p.seq // failed again: it keeps its place
-			return
-		}
-	}
-	st.poisoned = append(st.poisoned, poisonedID{id: id, seq: p.seq})
-}
-
-// handled records that id of pk succeeded: it is no longer poisoned, and once none of the
-// key's messages is, the key is unparked.
-func (p *poison) handled(pk parkKey, id string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	st := p.parked[pk]
-	if st == nil {
-		return
-	}
-	st.poisoned = slices.DeleteFunc(st.poisoned, func(e poisonedID) bool { return e.id == id })
-	if len(st.poisoned) == 0 {
-		delete(p.parked, pk)
-	}
 }
 
 func (p *poison) middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		ctx := msg.Context()
 		rec := &failures{}
-		pk := parkKey{handler: message.HandlerNameFromCtx(ctx), topic: topicOf(msg), key: msg.Metadata.Get(bus.HeaderKey)}
+		pk := ParkKey{Handler: message.HandlerNameFromCtx(ctx), Topic: topicOf(msg), Key: msg.Metadata.Get(bus.HeaderKey)}
 
 		if why := msg.Metadata.Get(bus.HeaderInvalidReason); why != "" {
 			return nil, p.store(ctx, msg, ReasonInvalid, errors.New(why), nil, "")
 		}
-		parking := p.park && pk.key != ""
+		parking := p.park && pk.Key != ""
 		if parking {
-			if behind, park := p.admit(pk, msg.UUID, msg.Metadata.Get(HeaderRedriveCount) != ""); park {
-				return nil, p.store(ctx, msg, ReasonParked, fmt.Errorf("parked behind poisoned message %s of key %q", behind, pk.key), nil, behind)
+			behind, park, err := p.parked.Admit(ctx, pk, msg.UUID, msg.Metadata.Get(HeaderRedriveCount) != "")
+			if err != nil {
+				// Without the key's park state its order cannot be kept: redeliver rather than guess.
+				return nil, fmt.Errorf("message %s of %s: park state of key %q: %w", msg.UUID, pk.Topic, pk.Key, err)
+			}
+			if park {
+				return nil, p.store(ctx, msg, ReasonParked, fmt.Errorf("parked behind poisoned message %s of key %q", behind, pk.Key), nil, behind)
 			}
 		}
 
@@ -260,7 +192,11 @@ func (p *poison) middleware(h message.HandlerFunc) message.HandlerFunc {
 		msg.SetContext(ctx)
 		if err == nil {
 			if parking {
-				p.handled(pk, msg.UUID)
+				if err := p.parked.Handled(ctx, pk, msg.UUID); err != nil {
+					// Handled: acking is right. The key may stay parked until its next redrive.
+					p.logger.Error("cannot record a handled message in the park state; the key may stay parked",
+						"message_id", msg.UUID, "topic", pk.Topic, "key", pk.Key, "err", err)
+				}
 			}
 			return out, nil
 		}
@@ -278,7 +214,11 @@ func (p *poison) middleware(h message.HandlerFunc) message.HandlerFunc {
 			return nil, errors.Join(err, perr)
 		}
 		if parking {
-			p.poisoned(pk, msg.UUID)
+			if err := p.parked.Poisoned(ctx, pk, msg.UUID); err != nil {
+				// Stored but not recorded: a later message of the key would overtake it. Nack:
+				// the redelivery is poisoned (again) and recorded.
+				return nil, fmt.Errorf("message %s of %s stored in the poison queue, but its key %q could not be parked: %w", msg.UUID, pk.Topic, pk.Key, err)
+			}
 		}
 		return nil, nil
 	}

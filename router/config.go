@@ -9,7 +9,7 @@ import (
 
 	"github.com/eventbus-go/eventbus/config"
 	"github.com/eventbus-go/eventbus/middleware"
-	"github.com/eventbus-go/eventbus/middleware/dedupredis"
+	"github.com/eventbus-go/eventbus/middleware/redisstore"
 )
 
 // Config is the router: section of the config file: the router itself and its middleware
@@ -42,7 +42,7 @@ type Config struct {
 	HandlerTimeout time.Duration `yaml:"handler_timeout"`
 
 	Retry    middleware.RetryConfig    `yaml:"retry"`
-	Poison   middleware.PoisonConfig   `yaml:"poison"`
+	Poison   PoisonConfig              `yaml:"poison"`
 	Ordering middleware.OrderingConfig `yaml:"ordering"`
 	Dedup    DedupConfig               `yaml:"dedup"`
 
@@ -98,6 +98,36 @@ type TracingConfig struct {
 	ServiceName string `yaml:"service_name"`
 }
 
+// PoisonConfig is router.poison: the poison middleware's settings (middleware.PoisonConfig:
+// enabled, topic, on_poisoned) and where the park policy keeps its state.
+type PoisonConfig struct {
+	middleware.PoisonConfig `yaml:",inline"`
+	// Store keeps the park policy's state (which keys are parked behind which poisoned
+	// messages): "memory" (this process's: a restart, or a rebalance that moves a key to
+	// another instance, forgets it and the key's later messages are handled again) or "redis"
+	// (shared by the consumer group's instances: a key stays parked across restarts and
+	// rebalances). Only read with on_poisoned: park. Default: memory.
+	Store string `yaml:"store"`
+	// Redis configures the redis store, with the redis: backend section's connection keys.
+	// Default key_prefix: "eventbus:park:".
+	Redis redisstore.Config `yaml:"redis"`
+}
+
+// Validate reports every problem, with paths relative to router.poison.
+func (c *PoisonConfig) Validate() error {
+	errs := []error{c.PoisonConfig.Validate()}
+	switch c.Store {
+	case "memory":
+	case "redis":
+		if c.OnPoisoned == middleware.Park {
+			errs = append(errs, config.Nest("redis", c.Redis.Validate()))
+		}
+	default:
+		errs = append(errs, config.Invalid("store", "%q: want memory or redis", c.Store))
+	}
+	return errors.Join(errs...)
+}
+
 // DedupConfig is router.dedup: skipping events already handled, by event id (ce_id).
 type DedupConfig struct {
 	// Enabled turns deduplication on. Default: false.
@@ -113,7 +143,7 @@ type DedupConfig struct {
 	// window ends. Default: 1000000.
 	MaxEntries int `yaml:"max_entries"`
 	// Redis configures the redis store, with the redis: backend section's connection keys.
-	Redis dedupredis.Config `yaml:"redis"`
+	Redis redisstore.Config `yaml:"redis"`
 }
 
 // DefaultConfig returns the settings used when the file has no router: section.
@@ -122,9 +152,9 @@ func DefaultConfig() Config {
 		CloseTimeout:   30 * time.Second,
 		HandlerTimeout: 30 * time.Second,
 		Retry:          middleware.DefaultRetryConfig(),
-		Poison:         middleware.DefaultPoisonConfig(),
+		Poison:         PoisonConfig{PoisonConfig: middleware.DefaultPoisonConfig(), Store: "memory", Redis: redisstore.DefaultParkConfig()},
 		Ordering:       middleware.DefaultOrderingConfig(),
-		Dedup:          DedupConfig{Window: 24 * time.Hour, Store: "memory", MaxEntries: 1_000_000, Redis: dedupredis.DefaultConfig()},
+		Dedup:          DedupConfig{Window: 24 * time.Hour, Store: "memory", MaxEntries: 1_000_000, Redis: redisstore.DefaultConfig()},
 		Enabled:        true,
 		HTTP:           HTTPConfig{Addr: DefaultHTTPAddr},
 		Log:            LogConfig{Format: "json", Level: "info"},

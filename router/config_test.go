@@ -176,3 +176,27 @@ func TestRunnerKeys(t *testing.T) {
 		`eventbus.yaml:5: router.tracing.endpoint: "otel-collector:4318": want the collector's OTLP/HTTP URL, e.g. http://otel-collector:4318`,
 	}, strings.Split(err.Error(), "\n"))
 }
+
+// TestPoisonParkStoreKeys: router.poison.store picks where the park state lives, with the redis
+// backend section's connection keys.
+func TestPoisonParkStoreKeys(t *testing.T) {
+	cfg, err := config.Parse("eventbus.yaml", []byte(`router:
+  poison:
+    on_poisoned: park
+    store: redis
+    redis: {addrs: ["cache:6379"], username: svc, key_prefix: "svc:park:"}
+`))
+	require.NoError(t, err)
+	c, err := router.LoadConfig(cfg)
+	require.NoError(t, err)
+	assert.Equal(t, "redis", c.Poison.Store)
+	assert.Equal(t, []string{"cache:6379"}, c.Poison.Redis.Addrs)
+	assert.Equal(t, "svc:park:", c.Poison.Redis.KeyPrefix)
+	assert.Equal(t, "eventbus:park:", router.DefaultConfig().Poison.Redis.KeyPrefix)
+
+	cfg, err = config.Parse("eventbus.yaml", []byte("router:\n  poison:\n    on_poisoned: park\n    store: mongo\n"))
+	require.NoError(t, err)
+	_, err = router.LoadConfig(cfg)
+	require.ErrorIs(t, err, config.ErrInvalid)
+	assert.Equal(t, `eventbus.yaml:4: router.poison.store: "mongo": want memory or redis`, err.Error())
+}

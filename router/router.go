@@ -13,7 +13,7 @@ import (
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
 	"github.com/eventbus-go/eventbus/middleware"
-	"github.com/eventbus-go/eventbus/middleware/dedupredis"
+	"github.com/eventbus-go/eventbus/middleware/redisstore"
 )
 
 // Option changes how New builds the router.
@@ -120,7 +120,7 @@ func New(b *bus.Bus, cfg Config, opts ...Option) (*Router, error) {
 //
 //	CorrelationID → RedriveFilter → Poison → Dedup → Retry → Recoverer → Timeout → handler
 //
-// and the functions that release what it opened (a Redis dedup store). The package
+// and the functions that release what it opened (Redis dedup and park stores). The package
 // documentation says why in this order. store, when not nil, replaces the configured dedup
 // store and is not released.
 func Chain(cfg Config, poisonPub message.Publisher, store middleware.DedupStore, logger *slog.Logger) (chain []message.HandlerMiddleware, release []func() error, err error) {
@@ -134,7 +134,16 @@ func chainWith(cfg Config, poisonPub message.Publisher, store middleware.DedupSt
 	// The redrive filter skips, before any attempt, a redriven message meant for another group.
 	chain = append(chain, middleware.CorrelationID, middleware.NewRedriveFilter(logger))
 	if cfg.Poison.Enabled {
-		p, err := middleware.NewPoison(poisonPub, cfg.Poison, logger)
+		var parked middleware.ParkStore // nil: memory
+		if cfg.Poison.OnPoisoned == middleware.Park && cfg.Poison.Store == "redis" {
+			ps, err := redisstore.OpenPark(context.Background(), cfg.Poison.Redis)
+			if err != nil {
+				return nil, release, err
+			}
+			parked = ps
+			release = append(release, ps.Close)
+		}
+		p, err := middleware.NewPoisonWithParkStore(poisonPub, cfg.Poison.PoisonConfig, parked, logger)
 		if err != nil {
 			return nil, release, err
 		}
@@ -144,7 +153,7 @@ func chainWith(cfg Config, poisonPub message.Publisher, store middleware.DedupSt
 		if store == nil {
 			switch cfg.Dedup.Store {
 			case "redis":
-				rs, err := dedupredis.Open(context.Background(), cfg.Dedup.Redis)
+				rs, err := redisstore.OpenDedup(context.Background(), cfg.Dedup.Redis)
 				if err != nil {
 					return nil, release, err
 				}

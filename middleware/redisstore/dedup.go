@@ -1,7 +1,4 @@
-// Package dedupredis is a deduplication store (middleware.DedupStore) in Redis, shared by every
-// instance of a consumer group. It is its own package so that importing middleware does not
-// pull in go-redis; the router opens it for router.dedup.store: redis.
-package dedupredis
+package redisstore
 
 import (
 	"context"
@@ -71,23 +68,33 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Store is a middleware.DedupStore in Redis: an id is a key that expires with the window
+// Dedup is a middleware.DedupStore in Redis: an id is a key that expires with the window
 // (SET ... PX).
-type Store struct {
+type Dedup struct {
 	client  redis.UniversalClient
 	prefix  string
 	timeout time.Duration
 	owned   bool
 }
 
-// Open connects to the server cfg names and checks that it answers.
-func Open(ctx context.Context, cfg Config) (*Store, error) {
+// OpenDedup connects to the server cfg names and checks that it answers.
+func OpenDedup(ctx context.Context, cfg Config) (*Dedup, error) {
+	client, err := connect(ctx, cfg, "dedup")
+	if err != nil {
+		return nil, err
+	}
+	return &Dedup{client: client, prefix: cfg.KeyPrefix, timeout: cfg.Timeout, owned: true}, nil
+}
+
+// connect builds the client cfg describes and checks that the server answers; what names the
+// store in errors.
+func connect(ctx context.Context, cfg Config, what string) (redis.UniversalClient, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("redis dedup store: %w", err)
+		return nil, fmt.Errorf("redis %s store: %w", what, err)
 	}
 	tlsCfg, err := cfg.TLS.Build()
 	if err != nil {
-		return nil, fmt.Errorf("redis dedup store: tls: %w", err)
+		return nil, fmt.Errorf("redis %s store: tls: %w", what, err)
 	}
 	opts := &redis.UniversalOptions{
 		Addrs:      cfg.Addrs,
@@ -95,7 +102,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		Password:   cfg.Password.Value(),
 		DB:         cfg.DB,
 		TLSConfig:  tlsCfg,
-		ClientName: "eventbus-dedup",
+		ClientName: "eventbus-" + what,
 	}
 	var client redis.UniversalClient
 	if len(cfg.Addrs) > 1 {
@@ -103,25 +110,24 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	} else {
 		client = redis.NewClient(opts.Simple())
 	}
-	s := &Store{client: client, prefix: cfg.KeyPrefix, timeout: cfg.Timeout, owned: true}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*cfg.Timeout)
 	defer cancel()
 	if err := client.Ping(pingCtx).Err(); err != nil {
-		return nil, errors.Join(fmt.Errorf("redis dedup store: %v does not answer: %w", cfg.Addrs, err), client.Close())
+		return nil, errors.Join(fmt.Errorf("redis %s store: %v does not answer: %w", what, cfg.Addrs, err), client.Close())
 	}
-	return s, nil
+	return client, nil
 }
 
-// FromClient uses an existing client, which Close leaves open.
-func FromClient(client redis.UniversalClient, keyPrefix string, timeout time.Duration) *Store {
+// DedupFromClient uses an existing client, which Close leaves open.
+func DedupFromClient(client redis.UniversalClient, keyPrefix string, timeout time.Duration) *Dedup {
 	if timeout <= 0 {
 		timeout = time.Second
 	}
-	return &Store{client: client, prefix: keyPrefix, timeout: timeout}
+	return &Dedup{client: client, prefix: keyPrefix, timeout: timeout}
 }
 
 // Seen implements middleware.DedupStore.
-func (s *Store) Seen(ctx context.Context, key string) (bool, error) {
+func (s *Dedup) Seen(ctx context.Context, key string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	n, err := s.client.Exists(ctx, s.prefix+key).Result()
@@ -132,7 +138,7 @@ func (s *Store) Seen(ctx context.Context, key string) (bool, error) {
 }
 
 // Mark implements middleware.DedupStore.
-func (s *Store) Mark(ctx context.Context, key string, ttl time.Duration) error {
+func (s *Dedup) Mark(ctx context.Context, key string, ttl time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if err := s.client.Set(ctx, s.prefix+key, "1", ttl).Err(); err != nil {
@@ -142,7 +148,7 @@ func (s *Store) Mark(ctx context.Context, key string, ttl time.Duration) error {
 }
 
 // Close closes the client if the store opened it.
-func (s *Store) Close() error {
+func (s *Dedup) Close() error {
 	if !s.owned {
 		return nil
 	}
