@@ -68,9 +68,8 @@ type Harness struct {
 	// "eventbus-conformance-<random>", never removed.
 	Topic func(t T) string
 	// OpenAt opens a bus in a new consumer group that starts reading at the first message
-	// published at or after at: ReplayByTime. There is no portable option for it yet, so a
-	// harness that knows the backend sets it (Redis: start_from as an RFC 3339 time). Nil: the
-	// ReplayByTime check is skipped with that reason.
+	// published at or after at: ReplayByTime. Nil: Open with bus.WithStartAt(at), the portable
+	// way; a harness sets it to check another (Redis: start_from as an RFC 3339 time).
 	OpenAt func(ctx context.Context, group string, at time.Time) (*bus.Bus, error)
 	// Restart restarts the broker, keeping what it persisted, and returns once it serves
 	// again. Nil: the Persistence check is skipped (each backend's fault tests cover it).
