@@ -76,7 +76,7 @@ func interrupted(ctx context.Context) error {
 // when SIGINT (130) or SIGTERM (143) stopped a command short of its work, 1 on any other error,
 // printed to stderr as "eventbus: <reason>" (one line per problem for a bad config file).
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	root := newRootCmd()
+	root, g := newRoot()
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -89,6 +89,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		// One line per problem, so a config file with three mistakes shows three lines.
 		for _, line := range strings.Split(err.Error(), "\n") {
 			fmt.Fprintln(stderr, "eventbus: "+line)
+		}
+		if h := g.hint(err); h != "" {
+			fmt.Fprintln(stderr, "eventbus: "+h)
 		}
 		return 1
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9/logging"
 	"github.com/spf13/cobra"
 
+	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
 )
 
@@ -17,9 +19,16 @@ import (
 type globals struct {
 	configPath string
 	logLevel   string
+
+	loaded *config.Config // the config the command read, for hints on its errors
 }
 
 func newRootCmd() *cobra.Command {
+	root, _ := newRoot()
+	return root
+}
+
+func newRoot() (*cobra.Command, *globals) {
 	g := &globals{}
 	root := &cobra.Command{
 		Use:   "eventbus",
@@ -42,16 +51,42 @@ Kafka broker for development, publishes and consumes events, and checks config f
 	root.PersistentFlags().StringVar(&g.configPath, "config", config.DefaultFile, "config file; when the default is absent, built-in defaults are used")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
 	root.AddCommand(newDemoCmd(g), newDevCmd(g), newPublishCmd(g), newConsumeCmd(g), newConfigCmd(g), newDLQCmd(g), newSchemaCmd(g), newConformanceCmd(g))
-	return root
+	return root, g
 }
 
 // loadConfig reads --config. The default path may be absent (built-in defaults); a path the
 // user named must exist.
 func (g *globals) loadConfig(cmd *cobra.Command) (*config.Config, error) {
+	var cfg *config.Config
+	var err error
 	if cmd.Flags().Changed("config") {
-		return config.Load(g.configPath)
+		cfg, err = config.Load(g.configPath)
+	} else {
+		cfg, err = config.LoadOrDefault(g.configPath)
 	}
-	return config.LoadOrDefault(g.configPath)
+	if err == nil {
+		g.loaded = cfg
+	}
+	return cfg, err
+}
+
+// hint is the next step for an error a broker gave, naming the config section that decides
+// it; "" when the error is not one the config can fix.
+func (g *globals) hint(err error) string {
+	if g.loaded == nil {
+		return ""
+	}
+	where := "the built-in defaults (no config file)"
+	if g.loaded.File != "" {
+		where = g.loaded.File
+	}
+	switch {
+	case errors.Is(err, bus.ErrUnavailable):
+		return fmt.Sprintf("hint: is the broker up? check the addresses in the %s: section of %s", g.loaded.Backend, where)
+	case errors.Is(err, bus.ErrUnauthorized):
+		return fmt.Sprintf("hint: the broker refused the credentials or permissions: check the %s: section of %s", g.loaded.Backend, where)
+	}
+	return ""
 }
 
 // configGiven reports whether a config file is in play: named with --config or present at the
