@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -31,4 +32,20 @@ func TestUnreachableBrokerErrorsNameTheNextStep(t *testing.T) {
 			assert.NotContains(t, errOut, "producer")
 		})
 	}
+}
+
+// A payload over the backend's limit is refused before it is sent, naming the limit and the
+// key that sets it; nothing reaches the stream.
+func TestPublishOverTheSizeLimitNamesTheKey(t *testing.T) {
+	c := brokertest.Redis(t)
+	topic := brokertest.RedisStream(t, "eventbus-test:size")
+	path := writeFile(t, "eventbus.yaml", fmt.Sprintf("backend: redis\nredis:\n  addrs: [%q]\n  publisher: {max_message_bytes: 200}\n", brokertest.RedisAddr))
+	big := fmt.Sprintf(`{"blob": %q}`, strings.Repeat("x", 300))
+	code, _, errOut := cli(t, context.Background(), "", "publish", "--config", path, "--topic", topic, "--type", "t.v1", "--source", "s", "--data", big)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "over the limit of 200 (redis.publisher.max_message_bytes)")
+	assert.Contains(t, errOut, "message too large")
+	n, err := c.XLen(context.Background(), topic).Result()
+	assert.NoError(t, err)
+	assert.Zero(t, n, "a refused message reached the stream")
 }
