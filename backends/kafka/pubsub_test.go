@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventbus-go/eventbus/backends/kafka"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 // TestPubSub runs Watermill's universal Pub/Sub suite against the Kafka driver, over TCP to an
@@ -36,7 +37,7 @@ func TestPubSub(t *testing.T) {
 		cfg.Consumer.SessionTimeout = 3 * time.Second
 		cfg.Consumer.HeartbeatInterval = 500 * time.Millisecond
 		cfg.Consumer.RebalanceTimeout = 3 * time.Second
-		b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(testLogger()))
+		b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(brokertest.Logger()))
 		require.NoError(t, err)
 		return b.Publisher, b.Subscriber
 	}

@@ -14,7 +14,9 @@ import (
 
 	"github.com/eventbus-go/eventbus/backends/kafka"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/bustest"
 	"github.com/eventbus-go/eventbus/config"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 // sizedEvent is an event whose record is exactly size bytes as publisher.max_message_bytes
@@ -38,9 +40,9 @@ func sizedEvent(t *testing.T, topic, id string, size int) bus.Event {
 // broker; one exactly at the limit goes through.
 func TestPublishRefusesOversizeRecord(t *testing.T) {
 	const limit = 4096
-	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, "kafka:\n  brokers: [%s]\n  publisher: {max_message_bytes: %d}\n", startBroker(t), limit))
+	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, "kafka:\n  brokers: [%s]\n  publisher: {max_message_bytes: %d}\n", brokertest.StartKafka(t, 1), limit))
 	require.NoError(t, err)
-	b, err := bus.Open(context.Background(), cfg, bus.WithLogger(testLogger()))
+	b, err := bus.Open(context.Background(), cfg, bus.WithLogger(brokertest.Logger()))
 	require.NoError(t, err)
 	defer b.Close()
 	assert.Equal(t, limit, b.Capabilities().MaxMessageBytes)
@@ -57,7 +59,7 @@ func TestPublishRefusesOversizeRecord(t *testing.T) {
 	defer cancel()
 	msgs, err := b.Subscriber.Subscribe(ctx, topic)
 	require.NoError(t, err)
-	m := receive(t, ctx, msgs)
+	m := bustest.Receive(t, ctx, msgs)
 	assert.Equal(t, "fits", m.UUID, "the refused record reached the topic")
 	m.Ack()
 }
@@ -65,10 +67,10 @@ func TestPublishRefusesOversizeRecord(t *testing.T) {
 // TestBrokerSizeLimitIsErrTooLarge: a record under publisher.max_message_bytes that the broker
 // refuses as too large (the topic's max.message.bytes is smaller) fails with bus.ErrTooLarge.
 func TestBrokerSizeLimitIsErrTooLarge(t *testing.T) {
-	addr := startBroker(t)
+	addr := brokertest.StartKafka(t, 1)
 	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, "kafka:\n  brokers: [%s]\n  publisher: {max_message_bytes: 100000, retries: 0}\n", addr))
 	require.NoError(t, err)
-	b, err := bus.Open(context.Background(), cfg, bus.WithLogger(testLogger()))
+	b, err := bus.Open(context.Background(), cfg, bus.WithLogger(brokertest.Logger()))
 	require.NoError(t, err)
 	defer b.Close()
 	topic := "small-" + watermill.NewShortUUID()
