@@ -1,7 +1,6 @@
 package kafka_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"testing"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -19,20 +19,9 @@ import (
 	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
-// sizedEvent is an event whose record is exactly size bytes as publisher.max_message_bytes
-// counts them.
-func sizedEvent(t *testing.T, topic, id string, size int) bus.Event {
-	t.Helper()
-	ev := bus.Event{ID: id, Type: "size.v1", Source: "test", Time: time.Unix(1, 0).UTC()}
-	msg, err := bus.NewMessage(ev, bus.JSON)
-	require.NoError(t, err)
-	n := size - kafka.RecordBytes(topic, msg)
-	require.Positive(t, n)
-	ev.Data = bytes.Repeat([]byte("x"), n)
-	msg, err = bus.NewMessage(ev, bus.JSON)
-	require.NoError(t, err)
-	require.Equal(t, size, kafka.RecordBytes(topic, msg))
-	return ev
+// recordBytes measures a message as the Kafka record publisher.max_message_bytes counts.
+func recordBytes(topic string) func(*message.Message) int {
+	return func(m *message.Message) int { return kafka.RecordBytes(topic, m) }
 }
 
 // TestPublishRefusesOversizeRecord: a record over publisher.max_message_bytes fails with
@@ -48,12 +37,12 @@ func TestPublishRefusesOversizeRecord(t *testing.T) {
 	assert.Equal(t, limit, b.Capabilities().MaxMessageBytes)
 	topic := "sized-" + watermill.NewShortUUID()
 
-	err = b.Publish(context.Background(), topic, sizedEvent(t, topic, "big", limit+1))
+	err = b.Publish(context.Background(), topic, bustest.SizedEvent(t, "big", limit+1, recordBytes(topic)))
 	require.ErrorIs(t, err, bus.ErrTooLarge)
 	for _, want := range []string{"message big", topic, "4097 bytes", "limit of 4096", "kafka.publisher.max_message_bytes"} {
 		assert.Contains(t, err.Error(), want)
 	}
-	require.NoError(t, b.Publish(context.Background(), topic, sizedEvent(t, topic, "fits", limit)))
+	require.NoError(t, b.Publish(context.Background(), topic, bustest.SizedEvent(t, "fits", limit, recordBytes(topic))))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -76,7 +65,7 @@ func TestBrokerSizeLimitIsErrTooLarge(t *testing.T) {
 	topic := "small-" + watermill.NewShortUUID()
 	createTopic(t, addr, topic, map[string]*string{"max.message.bytes": ptr("1000")})
 
-	err = b.Publish(context.Background(), topic, sizedEvent(t, topic, "big", 5000))
+	err = b.Publish(context.Background(), topic, bustest.SizedEvent(t, "big", 5000, recordBytes(topic)))
 	require.ErrorIs(t, err, bus.ErrTooLarge)
 	require.ErrorIs(t, err, sarama.ErrMessageSizeTooLarge)
 	assert.Contains(t, err.Error(), "message big")
