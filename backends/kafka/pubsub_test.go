@@ -24,11 +24,11 @@ import (
 // goroutine and reads it in another), so it runs only without -race: scripts/test.sh runs it
 // so after the -race run.
 func TestPubSub(t *testing.T) {
-	broker := startRestartable(t)
+	broker := brokertest.StartRestartableKafka(t)
 	addr := broker.Addr()
 	var restart []string
 	if !raceEnabled {
-		restart = broker.RestartCommand()
+		restart = broker.RestartOnSignal()
 	}
 	newPubSub := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 		cfg := kafka.DefaultConfig()

@@ -6,12 +6,14 @@
 package brokertest
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"os"
 	"strconv"
 	"testing"
 
+	"github.com/eventbus-go/eventbus/bus"
 	"github.com/stretchr/testify/require"
 )
 
@@ -42,4 +44,14 @@ func FreePort(t testing.TB) int {
 	n, err := strconv.Atoi(port)
 	require.NoError(t, err)
 	return n
+}
+
+// OpenBus opens a bus on the named backend with cfg (that backend's config type) and the
+// test logger, closed when the test ends; an error fails the test.
+func OpenBus(t testing.TB, backend string, cfg any, opts ...bus.Option) *bus.Bus {
+	t.Helper()
+	b, err := bus.OpenConfig(context.Background(), backend, cfg, append([]bus.Option{bus.WithLogger(Logger())}, opts...)...)
+	require.NoError(t, err, "open a bus on %s", backend)
+	t.Cleanup(func() { _ = b.Close() })
+	return b
 }

@@ -3,6 +3,12 @@ package brokertest
 import (
 	"bytes"
 	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,4 +126,83 @@ func KafkaCommittedOffset(t testing.TB, addr, group, topic string) int64 {
 	got, err := KafkaCommitted(addr, group, topic, 1)
 	require.NoError(t, err, "read group %s's committed offset of %s", group, topic)
 	return got[0]
+}
+
+// RestartableKafka is a private embedded Kafka broker that keeps its data in a directory and
+// restarts in place: same port, same directory, so everything written before is served again.
+type RestartableKafka struct {
+	t    testing.TB
+	port int
+	dir  string
+
+	mu sync.Mutex
+	b  *embedded.Broker
+}
+
+// StartRestartableKafka starts a RestartableKafka, closed when the test ends.
+func StartRestartableKafka(t testing.TB) *RestartableKafka {
+	t.Helper()
+	r := &RestartableKafka{t: t, dir: t.TempDir()}
+	b, err := embedded.Start(embedded.Options{DataDir: r.dir})
+	require.NoError(t, err, "start the embedded Kafka broker")
+	r.b = b
+	_, port, err := net.SplitHostPort(b.Addrs()[0])
+	require.NoError(t, err)
+	r.port, err = strconv.Atoi(port)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.b != nil {
+			_ = r.b.Close()
+		}
+	})
+	return r
+}
+
+// Addr is the broker's host:port, the same across restarts.
+func (r *RestartableKafka) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+
+// Restart closes the broker and starts it again on the same port and data directory.
+func (r *RestartableKafka) Restart() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.b != nil {
+		_ = r.b.Close()
+		r.b = nil
+	}
+	b, err := embedded.Start(embedded.Options{Port: r.port, DataDir: r.dir})
+	if err != nil {
+		return fmt.Errorf("restart the embedded broker on port %d: %w", r.port, err)
+	}
+	r.b = b
+	return nil
+}
+
+// RestartOnSignal makes SIGUSR1 to this process restart the broker, until the test ends, and
+// returns the command that sends it: for Watermill's universal suite, which restarts "the
+// service" by running a command. A failed restart fails the test.
+func (r *RestartableKafka) RestartOnSignal() []string {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-sig:
+				if err := r.Restart(); err != nil {
+					r.t.Errorf("%v", err)
+				}
+			case <-stop:
+				return
+			}
+		}
+	}()
+	r.t.Cleanup(func() {
+		signal.Stop(sig)
+		close(stop)
+		<-done
+	})
+	return []string{"kill", "-USR1", strconv.Itoa(os.Getpid())}
 }
