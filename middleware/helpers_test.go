@@ -24,10 +24,7 @@ var (
 
 func openBus(t testing.TB, cfg *kafka.Config) *bus.Bus {
 	t.Helper()
-	b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(testLogger()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close() })
-	return b
+	return brokertest.OpenBus(t, kafka.Name, cfg)
 }
 
 // fastConfig is the router config for tests: quick retries without jitter, so backoff waits

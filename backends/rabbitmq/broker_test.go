@@ -1,14 +1,12 @@
 package rabbitmq_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus-go/eventbus/backends/rabbitmq"
 	"github.com/eventbus-go/eventbus/bus"
@@ -40,10 +38,7 @@ func testConfig(url string) *rabbitmq.Config {
 
 func openBackend(t testing.TB, cfg *rabbitmq.Config, opts ...bus.Option) *bus.Bus {
 	t.Helper()
-	b, err := bus.OpenConfig(context.Background(), rabbitmq.Name, cfg, append([]bus.Option{bus.WithLogger(brokertest.Logger())}, opts...)...)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close() })
-	return b
+	return brokertest.OpenBus(t, rabbitmq.Name, cfg, opts...)
 }
 
 func uniqueTopic(prefix string) string { return prefix + "-" + watermill.NewShortUUID() }

@@ -50,9 +50,7 @@ func testConfig(addr string) *redisbackend.Config {
 
 func openBus(t testing.TB, cfg *redisbackend.Config, opts ...bus.Option) (*bus.Bus, *redisbackend.Subscriber) {
 	t.Helper()
-	b, err := bus.OpenConfig(context.Background(), redisbackend.Name, cfg, append([]bus.Option{bus.WithLogger(brokertest.Logger())}, opts...)...)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close() })
+	b := brokertest.OpenBus(t, redisbackend.Name, cfg, opts...)
 	var sub *redisbackend.Subscriber
 	require.True(t, b.As(&sub))
 	return b, sub
