@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
@@ -25,10 +24,7 @@ var (
 
 func openBus(t testing.TB, cfg *kafka.Config) *bus.Bus {
 	t.Helper()
-	b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(testLogger()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close() })
-	return b
+	return brokertest.OpenBus(t, kafka.Name, cfg)
 }
 
 // fastConfig is the router config for tests: quick retries without jitter, so backoff waits
@@ -84,20 +80,6 @@ func readTopic(t testing.TB, addr, topic string, n int) []*message.Message {
 		}
 	}
 	return out
-}
-
-// committedOffset returns the group's committed offset for partition 0 of topic, -1 if none.
-func committedOffset(t testing.TB, addr, group, topic string) int64 {
-	t.Helper()
-	admin, err := sarama.NewClusterAdmin([]string{addr}, sarama.NewConfig())
-	require.NoError(t, err)
-	defer admin.Close()
-	res, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: {0}})
-	require.NoError(t, err)
-	if block := res.GetBlock(topic, 0); block != nil {
-		return block.Offset
-	}
-	return -1
 }
 
 // calls records what a handler saw, safely across goroutines.

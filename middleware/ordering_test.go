@@ -1,7 +1,6 @@
 package middleware_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -304,35 +303,10 @@ func partitionEnds(t testing.TB, addr, topic string) map[int32]int64 {
 	return ends
 }
 
-func committedOffsets(t testing.TB, addr, group, topic string) map[int32]int64 {
-	t.Helper()
-	admin, err := sarama.NewClusterAdmin([]string{addr}, sarama.NewConfig())
-	require.NoError(t, err)
-	defer admin.Close()
-	parts := make([]int32, orderPartitions)
-	for i := range parts {
-		parts[i] = int32(i)
-	}
-	res, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
-	require.NoError(t, err)
-	out := map[int32]int64{}
-	for _, p := range parts {
-		if block := res.GetBlock(topic, p); block != nil {
-			out[p] = block.Offset
-		}
-	}
-	return out
-}
-
 // childEnv carries "addr topic group" to the consumer child process of TestKillAndRestart.
 const childEnv = "EVENTBUS_ORDERING_CHILD"
 
-func TestMain(m *testing.M) {
-	if spec := os.Getenv(childEnv); spec != "" {
-		os.Exit(runChild(spec))
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { brokertest.ChildMain(m, childEnv, runChild) }
 
 // runChild is the consumer that TestKillAndRestart kills: it handles the topic with
 // concurrency 16 and writes "key seq partition offset" for each message it handles, before
@@ -385,31 +359,17 @@ type handledLine struct {
 	run       int
 }
 
-// startChild runs a consumer child process and sends each line it writes to lines.
-// startChild starts a consumer child process that prints a line per handled message; the
+// startChild starts a consumer child process and sends each line it writes to lines; the
 // returned channel is closed once its output has been read to EOF (the child exited).
 func startChild(t *testing.T, run int, addr, topic, group string, lines chan<- handledLine) (*exec.Cmd, <-chan struct{}) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+strings.Join([]string{addr, topic, group}, " "))
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	eof := make(chan struct{})
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-eof; _ = cmd.Wait() })
-	go func() {
-		defer close(eof)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var l handledLine
-			if _, err := fmt.Sscan(sc.Text(), &l.key, &l.seq, &l.partition, &l.offset); err == nil {
-				l.run = run
-				lines <- l
-			}
+	return brokertest.StartChild(t, childEnv, strings.Join([]string{addr, topic, group}, " "), func(text string) {
+		var l handledLine
+		if _, err := fmt.Sscan(text, &l.key, &l.seq, &l.partition, &l.offset); err == nil {
+			l.run = run
+			lines <- l
 		}
-	}()
-	return cmd, eof
+	})
 }
 
 // TestKillAndRestart kills a consumer (SIGKILL, in a child process, so nothing is flushed or
@@ -449,7 +409,8 @@ func TestKillAndRestart(t *testing.T) {
 			drained = true
 		}
 	}
-	committedAtKill := committedOffsets(t, addr, group, topic)
+	committedAtKill, err := brokertest.KafkaCommitted(addr, group, topic, orderPartitions)
+	require.NoError(t, err)
 	firstRun := len(got)
 	t.Logf("first consumer handled %d messages before SIGKILL; committed offsets %v", firstRun, committedAtKill)
 

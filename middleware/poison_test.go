@@ -195,7 +195,7 @@ func TestPoisonPublishFailureNacks(t *testing.T) {
 			}
 			require.NoError(t, r.Close())
 			require.NoError(t, b.Close()) // the consumer commits what it marked when it closes
-			assert.Equal(t, int64(-1), committedOffset(t, addr, group, topic), "nothing may be committed while the message is not stored")
+			assert.Equal(t, int64(-1), brokertest.KafkaCommittedOffset(t, addr, group, topic), "nothing may be committed while the message is not stored")
 
 			// With a working poison queue, the same group's next consumer gets the message again
 			// and stores it.

@@ -2,11 +2,9 @@ package router_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -82,26 +80,9 @@ func childMain() int {
 type child struct {
 	cmd    *exec.Cmd
 	lines  chan string
-	stderr *syncBuffer
+	stderr *brokertest.SyncBuffer
 	done   chan struct{}
 	err    error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startChild runs the test binary as a consumer service with the config yaml.
@@ -111,7 +92,7 @@ func startChild(t *testing.T, yaml, topic, mode string) *child {
 	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "RUNNER_CHILD=1", "RUNNER_CONFIG="+path, "RUNNER_TOPIC="+topic, "RUNNER_MODE="+mode)
-	c := &child{cmd: cmd, lines: make(chan string, 1000), stderr: &syncBuffer{}, done: make(chan struct{})}
+	c := &child{cmd: cmd, lines: make(chan string, 1000), stderr: &brokertest.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -163,15 +144,6 @@ func (c *child) exitCode(t *testing.T, timeout time.Duration) int {
 	return c.cmd.ProcessState.ExitCode()
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
-}
-
 func redisYAML(addr, group, routerExtra string) string {
 	return fmt.Sprintf("backend: redis\nredis: {addrs: [%q], consumer_group: %s, consumer: {start_from: oldest}}\nrouter:\n  close_timeout: 10s\n  log: {format: json, level: info}\n%s", addr, group, routerExtra)
 }
@@ -211,8 +183,8 @@ func openBus(t *testing.T, yaml string) *bus.Bus {
 // router.max_consecutive_errors final failures, saying why.
 func TestErrorLimitExitsNonZero(t *testing.T) {
 	topic := "runner:" + t.Name()
-	stream := redisStream(t, topic)
-	yaml := redisYAML("127.0.0.1:6379", "g", fmt.Sprintf("  max_consecutive_errors: 3\n  retry: {max_attempts: 2, initial_interval: 1ms}\n  http: {addr: %q}\n", freeAddr(t)))
+	stream := brokertest.RedisStream(t, topic)
+	yaml := redisYAML("127.0.0.1:6379", "g", fmt.Sprintf("  max_consecutive_errors: 3\n  retry: {max_attempts: 2, initial_interval: 1ms}\n  http: {addr: %q}\n", brokertest.ClosedPort(t)))
 	publishN(t, openBus(t, yaml), stream, 5)
 	c := startChild(t, yaml, stream, "fail")
 	assert.Equal(t, 1, c.exitCode(t, 30*time.Second))
@@ -224,8 +196,8 @@ func TestErrorLimitExitsNonZero(t *testing.T) {
 // alive), then the process exits 0; a second signal during the drain exits at once, 1.
 func TestSIGTERMDrainsInFlightHandler(t *testing.T) {
 	topic := "runner:" + t.Name()
-	stream := redisStream(t, topic)
-	yaml := redisYAML("127.0.0.1:6379", "g", fmt.Sprintf("  http: {addr: %q}\n", freeAddr(t)))
+	stream := brokertest.RedisStream(t, topic)
+	yaml := redisYAML("127.0.0.1:6379", "g", fmt.Sprintf("  http: {addr: %q}\n", brokertest.ClosedPort(t)))
 	publishN(t, openBus(t, yaml), stream, 1)
 
 	c := startChild(t, yaml, stream, "sleep:1s")
@@ -246,12 +218,6 @@ func TestSIGTERMDrainsInFlightHandler(t *testing.T) {
 		assert.Less(t, time.Since(start), 10*time.Second)
 		assert.Contains(t, c.stderr.String(), "second signal: exiting at once")
 	})
-}
-
-// redisStream is a stream of this test alone on the shared Redis, deleted afterwards.
-func redisStream(t *testing.T, prefix string) string {
-	t.Helper()
-	return brokertest.RedisStream(t, prefix)
 }
 
 func publishCtx(ctx context.Context, b *bus.Bus, topic string) error {

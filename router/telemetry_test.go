@@ -131,7 +131,7 @@ func TestMetricsAndLagDrain(t *testing.T) {
 			return "backend: kafka\n" + brokertest.KafkaYAML(addr) + "  consumer_group: g\n", "enrollments"
 		}},
 		{"redis", func(t *testing.T) (string, string) {
-			return "backend: redis\nredis: {addrs: [\"127.0.0.1:6379\"], consumer_group: g, consumer: {start_from: oldest}}\n", redisStream(t, "runner:lag")
+			return "backend: redis\nredis: {addrs: [\"127.0.0.1:6379\"], consumer_group: g, consumer: {start_from: oldest}}\n", brokertest.RedisStream(t, "runner:lag")
 		}},
 		{"rabbitmq", func(t *testing.T) (string, string) {
 			vhost := brokertest.RabbitMQVhost(t)
@@ -208,7 +208,7 @@ func checkLagDrains(t *testing.T, p *inProcess, topic string, n int, gate chan s
 // TestFailedRetriedPoisonedCounted: a handler failing every attempt counts its retries, its
 // final failure and its poisoning.
 func TestFailedRetriedPoisonedCounted(t *testing.T) {
-	topic := redisStream(t, "runner:poison")
+	topic := brokertest.RedisStream(t, "runner:poison")
 	yaml := "backend: redis\nredis: {addrs: [\"127.0.0.1:6379\"], consumer_group: g, consumer: {start_from: oldest}}\n" +
 		"router:\n  http: {addr: \"127.0.0.1:0\"}\n  retry: {max_attempts: 3, initial_interval: 1ms}\n  poison: {enabled: true}\n"
 	publishN(t, openBus(t, yaml), topic, 2)
@@ -240,7 +240,7 @@ func TestTraceIDReachesHandler(t *testing.T) {
 			return "backend: kafka\n" + brokertest.KafkaYAML(brokertest.StartKafka(t, 1)) + "  consumer_group: g\n", "traced"
 		}},
 		{"redis", func(t *testing.T) (string, string) {
-			return "backend: redis\nredis: {addrs: [\"127.0.0.1:6379\"], consumer_group: g, consumer: {start_from: oldest}}\n", redisStream(t, "runner:trace")
+			return "backend: redis\nredis: {addrs: [\"127.0.0.1:6379\"], consumer_group: g, consumer: {start_from: oldest}}\n", brokertest.RedisStream(t, "runner:trace")
 		}},
 		{"rabbitmq", func(t *testing.T) (string, string) {
 			return fmt.Sprintf("backend: rabbitmq\nrabbitmq: {url: %q, consumer_group: g}\n", brokertest.RabbitMQURL(brokertest.RabbitMQVhost(t))), "traced"
@@ -294,7 +294,7 @@ func TestReadyzFollowsBroker(t *testing.T) {
 	}
 	bin, err := exec.LookPath("redis-server")
 	require.NoError(t, err, "redis-server is not installed")
-	port := freePort(t)
+	port := brokertest.FreePort(t)
 	dir := t.TempDir()
 	var mu sync.Mutex
 	var cmd *exec.Cmd
@@ -338,7 +338,7 @@ func TestReadyzFollowsBroker(t *testing.T) {
 // TestKillSwitch: router.enabled false keeps the process up and healthy, never ready, and
 // consumes nothing.
 func TestKillSwitch(t *testing.T) {
-	topic := redisStream(t, "runner:off")
+	topic := brokertest.RedisStream(t, "runner:off")
 	yaml := "backend: redis\nredis: {addrs: [\"127.0.0.1:6379\"], consumer_group: g, consumer: {start_from: oldest}}\nrouter:\n  enabled: false\n  http: {addr: \"127.0.0.1:0\"}\n"
 	publishN(t, openBus(t, yaml), topic, 1)
 	var calls atomic.Int64
@@ -360,15 +360,6 @@ func TestKillSwitch(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	_, port, err := net.SplitHostPort(freeAddr(t))
-	require.NoError(t, err)
-	n, err := strconv.Atoi(port)
-	require.NoError(t, err)
-	return n
-}
-
 // TestOTLPExporter: with router.tracing.exporter otlp, the handling span reaches the
 // collector's OTLP/HTTP endpoint (a local stand-in) by the time Run returns.
 func TestOTLPExporter(t *testing.T) {
@@ -382,7 +373,7 @@ func TestOTLPExporter(t *testing.T) {
 	}))
 	defer collector.Close()
 
-	topic := redisStream(t, "runner:otlp")
+	topic := brokertest.RedisStream(t, "runner:otlp")
 	yaml := "backend: redis\nredis: {addrs: [\"127.0.0.1:6379\"], consumer_group: g, consumer: {start_from: oldest}}\n" +
 		fmt.Sprintf("router:\n  http: {addr: \"127.0.0.1:0\"}\n  tracing: {exporter: otlp, endpoint: %q, service_name: otlp-test}\n", collector.URL)
 	publishN(t, openBus(t, yaml), topic, 1)
@@ -428,7 +419,7 @@ func TestReadyzFollowsKafkaBroker(t *testing.T) {
 // TestHealthzFailsWhenHandlerStuck: a handler that ignores its context and never returns
 // fails /healthz after router.http.stuck_after; /healthz recovers once it returns.
 func TestHealthzFailsWhenHandlerStuck(t *testing.T) {
-	topic := redisStream(t, "runner:stuck")
+	topic := brokertest.RedisStream(t, "runner:stuck")
 	yaml := "backend: redis\nredis: {addrs: [\"127.0.0.1:6379\"], consumer_group: g, consumer: {start_from: oldest}}\n" +
 		"router:\n  http: {addr: \"127.0.0.1:0\", stuck_after: 300ms}\n  close_timeout: 1s\n"
 	publishN(t, openBus(t, yaml), topic, 1)

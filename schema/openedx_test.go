@@ -17,6 +17,7 @@ import (
 
 	_ "github.com/eventbus-go/eventbus/backends/kafka"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/bustest"
 	"github.com/eventbus-go/eventbus/config"
 	"github.com/eventbus-go/eventbus/internal/brokertest"
 	"github.com/eventbus-go/eventbus/schema"
@@ -88,16 +89,12 @@ func startRegistry(t *testing.T) *registrytest.Registry {
 	return reg
 }
 
+// receive is bustest.Receive with a deadline of 30s.
 func receive(t *testing.T, msgs <-chan *message.Message) *message.Message {
 	t.Helper()
-	select {
-	case msg := <-msgs:
-		require.NotNil(t, msg, "subscription closed")
-		return msg
-	case <-time.After(30 * time.Second):
-		t.Fatal("no message within 30s")
-		return nil
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return bustest.Receive(t, ctx, msgs)
 }
 
 // Publishing in openedx mode on Kafka writes Open edX's record layout (framed value and key,

@@ -6,16 +6,12 @@ package tests
 import (
 	"context"
 	"flag"
-	"net"
 	"os"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/eventbus-go/eventbus/backends/kafka/embedded"
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/bus/bustest"
 	"github.com/eventbus-go/eventbus/config"
@@ -51,30 +47,8 @@ var variants = []variant{
 // returns its config file and a hook that closes it and starts it again on the same port and
 // directory.
 func restartableKafka(t *testing.T) (string, func(context.Context) error) {
-	dir := t.TempDir()
-	b, err := embedded.Start(embedded.Options{DataDir: dir})
-	require.NoError(t, err)
-	addr := b.Addrs()[0]
-	_, port, err := net.SplitHostPort(addr)
-	require.NoError(t, err)
-	portNum, err := strconv.Atoi(port)
-	require.NoError(t, err)
-	var mu sync.Mutex
-	t.Cleanup(func() {
-		mu.Lock()
-		defer mu.Unlock()
-		_ = b.Close()
-	})
-	restart := func(context.Context) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if err := b.Close(); err != nil {
-			return err
-		}
-		b, err = embedded.Start(embedded.Options{Port: portNum, DataDir: dir})
-		return err
-	}
-	return "backend: kafka\n" + brokertest.KafkaYAML(addr), restart
+	b := brokertest.StartRestartableKafka(t)
+	return "backend: kafka\n" + brokertest.KafkaYAML(b.Addr()), func(context.Context) error { return b.Restart() }
 }
 
 func redisYAML(t *testing.T) string {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/eventbus-go/eventbus/backends/kafka"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 // TestAcksReachTheBroker reads the acks field of the produce requests the broker receives, so
@@ -42,7 +43,7 @@ func TestAcksReachTheBroker(t *testing.T) {
 			cfg := kafka.DefaultConfig()
 			cfg.Brokers = cluster.ListenAddrs()
 			cfg.Publisher.Acks = tc.acks
-			b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(testLogger()))
+			b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(brokertest.Logger()))
 			require.NoError(t, err)
 			defer b.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -1,7 +1,6 @@
 package kafka_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
@@ -28,12 +26,7 @@ import (
 // process of TestKilledConsumerReplaysOnlyTheCommitInterval.
 const crashChildEnv = "EVENTBUS_KAFKA_CRASH_CHILD"
 
-func TestMain(m *testing.M) {
-	if spec := os.Getenv(crashChildEnv); spec != "" {
-		os.Exit(runCrashChild(spec))
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { brokertest.ChildMain(m, crashChildEnv, runCrashChild) }
 
 // runCrashChild consumes the topic, spending 1ms on each record, and writes each record's
 // offset before acking it, unbuffered, so that the parent sees every handled record even after
@@ -75,27 +68,14 @@ func runCrashChild(spec string) int {
 
 // startCrashChild runs a consumer child process and sends the offset of each record it
 // handles to offsets. The returned channel is closed once the child's output has been read to
-// its end (the child exited): cmd.Wait closes the pipe, and lines still in it would be lost.
+// its end (the child exited).
 func startCrashChild(t *testing.T, spec string, offsets chan<- int64) (*exec.Cmd, <-chan struct{}) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+spec)
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	read := make(chan struct{})
-	go func() {
-		defer close(read)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if _, off, err := kafka.ParseCoordinates(sc.Text()); err == nil {
-				offsets <- off
-			}
+	return brokertest.StartChild(t, crashChildEnv, spec, func(line string) {
+		if _, off, err := kafka.ParseCoordinates(line); err == nil {
+			offsets <- off
 		}
-	}()
-	return cmd, read
+	})
 }
 
 // TestKilledConsumerReplaysOnlyTheCommitInterval kills a consumer with SIGKILL (in a child
@@ -154,7 +134,7 @@ func TestKilledConsumerReplaysOnlyTheCommitInterval(t *testing.T) {
 					drained = true
 				}
 			}
-			committed := committedOffset(t, addr, group, topic)
+			committed := brokertest.KafkaCommittedOffset(t, addr, group, topic)
 
 			startCrashChild(t, spec, offsets)
 			handled := map[int64]int{}
@@ -179,19 +159,6 @@ func TestKilledConsumerReplaysOnlyTheCommitInterval(t *testing.T) {
 				interval, mode.name, len(firstRun), committed, dups)
 		})
 	}
-}
-
-func committedOffset(t testing.TB, addr, group, topic string) int64 {
-	t.Helper()
-	admin, err := sarama.NewClusterAdmin([]string{addr}, sarama.NewConfig())
-	require.NoError(t, err)
-	defer admin.Close()
-	res, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: {0}})
-	require.NoError(t, err)
-	if block := res.GetBlock(topic, 0); block != nil {
-		return block.Offset
-	}
-	return -1
 }
 
 // A clean close commits what was handled, whatever commit_interval says: with an interval of
@@ -227,7 +194,7 @@ func TestCloseCommitsHandledOffsets(t *testing.T) {
 				}
 			}
 			require.NoError(t, b.Close())
-			assert.Equal(t, int64(n), committedOffset(t, addr, group, topic))
+			assert.Equal(t, int64(n), brokertest.KafkaCommittedOffset(t, addr, group, topic))
 		})
 	}
 }

@@ -4,52 +4,33 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus-go/eventbus/backends/kafka"
-	"github.com/eventbus-go/eventbus/backends/kafka/embedded"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/bustest"
 	"github.com/eventbus-go/eventbus/config"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
-
-// startBroker starts a private embedded broker for one test; it listens on a loopback port and
-// every client below reaches it over TCP with the Kafka protocol.
-func startBroker(t *testing.T) string {
-	t.Helper()
-	b, err := embedded.Start(embedded.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close() })
-	return b.Addrs()[0]
-}
-
-func testLogger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
 
 func openBus(t *testing.T, addr string, opts ...bus.Option) *bus.Bus {
 	t.Helper()
 	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, "kafka:\n  brokers: [%s]\n  consumer:\n    session_timeout: 3s\n    heartbeat_interval: 500ms\n", addr))
 	require.NoError(t, err)
-	b, err := bus.Open(context.Background(), cfg, append([]bus.Option{bus.WithLogger(testLogger())}, opts...)...)
+	b, err := bus.Open(context.Background(), cfg, append([]bus.Option{bus.WithLogger(brokertest.Logger())}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.Close() })
 	return b
 }
 
 func TestEnvelopeAndKeyRoundTripOverTCP(t *testing.T) {
-	addr := startBroker(t)
+	addr := brokertest.StartKafka(t, 1)
 	b := openBus(t, addr)
 	topic := "enrollments-" + watermill.NewShortUUID()
 
@@ -69,7 +50,7 @@ func TestEnvelopeAndKeyRoundTripOverTCP(t *testing.T) {
 	msgs, err := b.Subscriber.Subscribe(ctx, topic)
 	require.NoError(t, err)
 
-	first := receive(t, ctx, msgs)
+	first := bustest.Receive(t, ctx, msgs)
 	ev, err := bus.ParseEvent(first)
 	require.NoError(t, err)
 	assert.Equal(t, "evt-1", ev.ID)
@@ -90,7 +71,7 @@ func TestEnvelopeAndKeyRoundTripOverTCP(t *testing.T) {
 	assert.Equal(t, "demo", data.Course)
 	first.Ack()
 
-	second := receive(t, ctx, msgs)
+	second := bustest.Receive(t, ctx, msgs)
 	raw, err := bus.ParseEvent(second)
 	require.NoError(t, err)
 	assert.Equal(t, []byte{0x00, 0xff, 0x10}, []byte(second.Payload), "raw bytes pass untouched")
@@ -100,20 +81,8 @@ func TestEnvelopeAndKeyRoundTripOverTCP(t *testing.T) {
 	second.Ack()
 }
 
-func receive(t *testing.T, ctx context.Context, msgs <-chan *message.Message) *message.Message {
-	t.Helper()
-	select {
-	case m, ok := <-msgs:
-		require.True(t, ok, "subscription closed")
-		return m
-	case <-ctx.Done():
-		t.Fatal("no message before the deadline")
-		return nil
-	}
-}
-
 func TestPublishRejectsIncompleteEvent(t *testing.T) {
-	b := openBus(t, startBroker(t))
+	b := openBus(t, brokertest.StartKafka(t, 1))
 	err := b.Publish(context.Background(), "t", bus.Event{Source: "s"})
 	require.ErrorIs(t, err, bus.ErrInvalidEvent)
 	assert.Contains(t, err.Error(), "type (ce_type) is required")
@@ -123,21 +92,21 @@ func TestPublishRejectsIncompleteEvent(t *testing.T) {
 }
 
 func TestCapabilities(t *testing.T) {
-	b := openBus(t, startBroker(t), bus.Require(bus.ConsumerGroups, bus.PerKeyOrdering, bus.Persistence, bus.Replay))
+	b := openBus(t, brokertest.StartKafka(t, 1), bus.Require(bus.ConsumerGroups, bus.PerKeyOrdering, bus.Persistence, bus.Replay))
 	assert.Equal(t, "kafka", b.Backend())
 
 	cfg := kafka.DefaultConfig()
 	cfg.Embedded = true
-	_, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.Require(bus.Persistence), bus.WithLogger(testLogger()))
+	_, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.Require(bus.Persistence), bus.WithLogger(brokertest.Logger()))
 	require.ErrorIs(t, err, bus.ErrNotSupported)
 	assert.Contains(t, err.Error(), "backend kafka: persistence")
 }
 
 func TestKeyPicksPartition(t *testing.T) {
-	addr := startBroker(t)
+	addr := brokertest.StartKafka(t, 1)
 	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, "kafka:\n  brokers: [%s]\n  topics: {partitions: 4}\n", addr))
 	require.NoError(t, err)
-	b, err := bus.Open(context.Background(), cfg, bus.WithLogger(testLogger()))
+	b, err := bus.Open(context.Background(), cfg, bus.WithLogger(brokertest.Logger()))
 	require.NoError(t, err)
 	defer b.Close()
 	topic := "keyed-" + watermill.NewShortUUID()
@@ -151,7 +120,7 @@ func TestKeyPicksPartition(t *testing.T) {
 	partitionOf := map[string]int32{}
 	last := map[string]int{}
 	for range 40 {
-		m := receive(t, ctx, msgs)
+		m := bustest.Receive(t, ctx, msgs)
 		key := m.Metadata.Get(bus.HeaderKey)
 		p, ok := wkafkaPartition(m)
 		require.True(t, ok)
@@ -188,7 +157,7 @@ func TestKeyPicksPartition(t *testing.T) {
 func TestTemporaryGroupDeletedOnClose(t *testing.T) {
 	for _, window := range []int{0, 8} {
 		t.Run(fmt.Sprintf("max_in_flight=%d", window), func(t *testing.T) {
-			addr := startBroker(t)
+			addr := brokertest.StartKafka(t, 1)
 			topic := "tmp-" + watermill.NewShortUUID()
 			groups := func() map[string]string {
 				admin, err := sarama.NewClusterAdmin([]string{addr}, sarama.NewConfig())

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
@@ -16,27 +15,16 @@ import (
 
 	"github.com/eventbus-go/eventbus/backends/kafka"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/bustest"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
-
-func pipelinedConfig(addr, group string, window int) *kafka.Config {
-	cfg := kafka.DefaultConfig()
-	cfg.Brokers = []string{addr}
-	cfg.ConsumerGroup = group
-	cfg.Consumer.MaxInFlight = window
-	cfg.Consumer.SessionTimeout = 3 * time.Second
-	cfg.Consumer.HeartbeatInterval = 500 * time.Millisecond
-	cfg.Consumer.RebalanceTimeout = 3 * time.Second
-	cfg.Consumer.DrainTimeout = time.Second
-	cfg.Consumer.NackDelay = 10 * time.Millisecond
-	return cfg
-}
 
 // TestPubSubPipelined runs Watermill's universal suite against the pipelined subscriber. It
 // hands out records without waiting for acks, so the suite's total-order tests do not apply.
 func TestPubSubPipelined(t *testing.T) {
-	addr := startBroker(t)
+	addr := brokertest.StartKafka(t, 1)
 	newPubSub := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
-		b, err := bus.OpenConfig(context.Background(), "kafka", pipelinedConfig(addr, group, 64), bus.WithLogger(testLogger()))
+		b, err := bus.OpenConfig(context.Background(), "kafka", brokertest.KafkaConfig(addr, group, 64, 1), bus.WithLogger(brokertest.Logger()))
 		require.NoError(t, err)
 		require.True(t, b.Capabilities().Pipelining)
 		return b.Publisher, b.Subscriber
@@ -54,27 +42,14 @@ func TestPubSubPipelined(t *testing.T) {
 	)
 }
 
-// committed reads the group's committed offset of partition 0 of topic over the admin API.
-func committed(t *testing.T, addr, group, topic string) int64 {
-	t.Helper()
-	admin, err := sarama.NewClusterAdmin([]string{addr}, sarama.NewConfig())
-	require.NoError(t, err)
-	defer admin.Close()
-	res, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: {0}})
-	require.NoError(t, err)
-	block := res.GetBlock(topic, 0)
-	require.NotNil(t, block)
-	return block.Offset
-}
-
 // TestPipelinedHandsOutBeforeAcksAndCommitsContiguously checks the two promises of the
 // pipelined subscriber: every record of the window is handed out with none acked, and the
 // committed offset never passes a record that is not acked, whatever order acks come in.
 func TestPipelinedHandsOutBeforeAcksAndCommitsContiguously(t *testing.T) {
-	addr := startBroker(t)
+	addr := brokertest.StartKafka(t, 1)
 	topic := "pipelined-" + watermill.NewShortUUID()
 	group := "g-" + watermill.NewShortUUID()
-	b, err := bus.OpenConfig(context.Background(), "kafka", pipelinedConfig(addr, group, 8), bus.WithLogger(testLogger()))
+	b, err := bus.OpenConfig(context.Background(), "kafka", brokertest.KafkaConfig(addr, group, 8, 1), bus.WithLogger(brokertest.Logger()))
 	require.NoError(t, err)
 	defer b.Close()
 	for i := range 10 {
@@ -87,7 +62,7 @@ func TestPipelinedHandsOutBeforeAcksAndCommitsContiguously(t *testing.T) {
 	require.NoError(t, err)
 	got := make([]*message.Message, 8)
 	for i := range got {
-		got[i] = receive(t, ctx, msgs)
+		got[i] = bustest.Receive(t, ctx, msgs)
 		pos, ok := bus.PositionOf(got[i])
 		require.True(t, ok, "message %d has no position", i)
 		assert.Equal(t, bus.Position{Backend: "kafka", Topic: topic, ConsumerGroup: group, Coordinates: kafka.Coordinates(0, int64(i))}, pos)
@@ -110,19 +85,19 @@ func TestPipelinedHandsOutBeforeAcksAndCommitsContiguously(t *testing.T) {
 	}
 	// Nack offset 0: it comes back, in its own context, with its position.
 	got[0].Nack()
-	again := receive(t, ctx, msgs)
+	again := bustest.Receive(t, ctx, msgs)
 	assert.Equal(t, got[0].UUID, again.UUID)
 	pos, ok := bus.PositionOf(again)
 	require.True(t, ok, "a redelivered record keeps its position")
 	assert.Equal(t, kafka.Coordinates(0, 0), pos.Coordinates)
 	again.Ack()
 	// Now 0..7 are done: the window slides, 8 and 9 arrive, and offset 8 is committed.
-	m8, m9 := receive(t, ctx, msgs), receive(t, ctx, msgs)
+	m8, m9 := bustest.Receive(t, ctx, msgs), bustest.Receive(t, ctx, msgs)
 	m9.Ack()
-	require.Eventually(t, func() bool { return committed(t, addr, group, topic) == 8 }, 10*time.Second, 50*time.Millisecond,
+	require.Eventually(t, func() bool { return brokertest.KafkaCommittedOffset(t, addr, group, topic) == 8 }, 10*time.Second, 50*time.Millisecond,
 		"offsets 0..7 acked: the commit must reach 8 and stop before the un-acked 8")
 	m8.Ack()
-	require.Eventually(t, func() bool { return committed(t, addr, group, topic) == 10 }, 10*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return brokertest.KafkaCommittedOffset(t, addr, group, topic) == 10 }, 10*time.Second, 50*time.Millisecond)
 	cancel()
 	for range msgs { // the channel closes once the subscription has drained
 	}

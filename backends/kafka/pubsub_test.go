@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventbus-go/eventbus/backends/kafka"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 // TestPubSub runs Watermill's universal Pub/Sub suite against the Kafka driver, over TCP to an
@@ -23,11 +24,11 @@ import (
 // goroutine and reads it in another), so it runs only without -race: scripts/test.sh runs it
 // so after the -race run.
 func TestPubSub(t *testing.T) {
-	broker := startRestartable(t)
+	broker := brokertest.StartRestartableKafka(t)
 	addr := broker.Addr()
 	var restart []string
 	if !raceEnabled {
-		restart = broker.RestartCommand()
+		restart = broker.RestartOnSignal()
 	}
 	newPubSub := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 		cfg := kafka.DefaultConfig()
@@ -36,7 +37,7 @@ func TestPubSub(t *testing.T) {
 		cfg.Consumer.SessionTimeout = 3 * time.Second
 		cfg.Consumer.HeartbeatInterval = 500 * time.Millisecond
 		cfg.Consumer.RebalanceTimeout = 3 * time.Second
-		b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(testLogger()))
+		b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(brokertest.Logger()))
 		require.NoError(t, err)
 		return b.Publisher, b.Subscriber
 	}

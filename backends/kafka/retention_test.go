@@ -44,7 +44,7 @@ func TestCreatedTopicsGetConfiguredRetention(t *testing.T) {
 		cfg := brokertest.KafkaConfig(addr, "g-"+watermill.NewShortUUID(), 1, 1)
 		cfg.Topics.Retention = retention
 		cfg.Topics.RetentionBytes = retentionBytes
-		b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(testLogger()))
+		b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(brokertest.Logger()))
 		require.NoError(t, err)
 		defer b.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

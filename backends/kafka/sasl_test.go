@@ -1,11 +1,9 @@
 package kafka_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 
 	"github.com/eventbus-go/eventbus/backends/kafka"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/bustest"
 	"github.com/eventbus-go/eventbus/config"
 	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
@@ -48,7 +47,7 @@ func TestSASLWrongPassword(t *testing.T) {
 	cfg.Brokers = []string{brokertest.StartKafkaSASL(t, "lms", "s3cret")}
 	cfg.SASL = kafka.SASLConfig{Mechanism: "PLAIN", Username: "lms", Password: config.Secret("not-the-pass-9x")}
 	cfg.DialTimeout = time.Second
-	b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(testLogger()))
+	b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(brokertest.Logger()))
 	if b != nil {
 		_ = b.Close()
 	}
@@ -74,7 +73,7 @@ func TestSASLPlainWithoutTLSWarnsOnce(t *testing.T) {
 			cfg.Brokers = cluster.ListenAddrs()
 			cfg.SASL = kafka.SASLConfig{Mechanism: tc.mechanism, Username: "lms", Password: config.Secret("pl4in-s3cret")}
 
-			var logs syncBuffer
+			var logs brokertest.SyncBuffer
 			b, err := bus.OpenConfig(context.Background(), "kafka", cfg,
 				bus.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 			require.NoError(t, err)
@@ -90,28 +89,10 @@ func TestSASLPlainWithoutTLSWarnsOnce(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // roundTrip opens a bus on cfg, publishes one event and consumes it back.
 func roundTrip(t *testing.T, cfg *kafka.Config) {
 	t.Helper()
-	b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(testLogger()))
+	b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(brokertest.Logger()))
 	require.NoError(t, err)
 	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -120,7 +101,7 @@ func roundTrip(t *testing.T, cfg *kafka.Config) {
 	require.NoError(t, b.Publish(ctx, topic, bus.Event{ID: "rt-1", Type: "t", Source: "s"}))
 	msgs, err := b.Subscriber.Subscribe(ctx, topic)
 	require.NoError(t, err)
-	m := receive(t, ctx, msgs)
+	m := bustest.Receive(t, ctx, msgs)
 	assert.Equal(t, "rt-1", m.UUID)
 	m.Ack()
 }

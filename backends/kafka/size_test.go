@@ -1,7 +1,6 @@
 package kafka_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"testing"
@@ -9,28 +8,20 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus-go/eventbus/backends/kafka"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/bustest"
 	"github.com/eventbus-go/eventbus/config"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
-// sizedEvent is an event whose record is exactly size bytes as publisher.max_message_bytes
-// counts them.
-func sizedEvent(t *testing.T, topic, id string, size int) bus.Event {
-	t.Helper()
-	ev := bus.Event{ID: id, Type: "size.v1", Source: "test", Time: time.Unix(1, 0).UTC()}
-	msg, err := bus.NewMessage(ev, bus.JSON)
-	require.NoError(t, err)
-	n := size - kafka.RecordBytes(topic, msg)
-	require.Positive(t, n)
-	ev.Data = bytes.Repeat([]byte("x"), n)
-	msg, err = bus.NewMessage(ev, bus.JSON)
-	require.NoError(t, err)
-	require.Equal(t, size, kafka.RecordBytes(topic, msg))
-	return ev
+// recordBytes measures a message as the Kafka record publisher.max_message_bytes counts.
+func recordBytes(topic string) func(*message.Message) int {
+	return func(m *message.Message) int { return kafka.RecordBytes(topic, m) }
 }
 
 // TestPublishRefusesOversizeRecord: a record over publisher.max_message_bytes fails with
@@ -38,26 +29,26 @@ func sizedEvent(t *testing.T, topic, id string, size int) bus.Event {
 // broker; one exactly at the limit goes through.
 func TestPublishRefusesOversizeRecord(t *testing.T) {
 	const limit = 4096
-	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, "kafka:\n  brokers: [%s]\n  publisher: {max_message_bytes: %d}\n", startBroker(t), limit))
+	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, "kafka:\n  brokers: [%s]\n  publisher: {max_message_bytes: %d}\n", brokertest.StartKafka(t, 1), limit))
 	require.NoError(t, err)
-	b, err := bus.Open(context.Background(), cfg, bus.WithLogger(testLogger()))
+	b, err := bus.Open(context.Background(), cfg, bus.WithLogger(brokertest.Logger()))
 	require.NoError(t, err)
 	defer b.Close()
 	assert.Equal(t, limit, b.Capabilities().MaxMessageBytes)
 	topic := "sized-" + watermill.NewShortUUID()
 
-	err = b.Publish(context.Background(), topic, sizedEvent(t, topic, "big", limit+1))
+	err = b.Publish(context.Background(), topic, bustest.SizedEvent(t, "big", limit+1, recordBytes(topic)))
 	require.ErrorIs(t, err, bus.ErrTooLarge)
 	for _, want := range []string{"message big", topic, "4097 bytes", "limit of 4096", "kafka.publisher.max_message_bytes"} {
 		assert.Contains(t, err.Error(), want)
 	}
-	require.NoError(t, b.Publish(context.Background(), topic, sizedEvent(t, topic, "fits", limit)))
+	require.NoError(t, b.Publish(context.Background(), topic, bustest.SizedEvent(t, "fits", limit, recordBytes(topic))))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	msgs, err := b.Subscriber.Subscribe(ctx, topic)
 	require.NoError(t, err)
-	m := receive(t, ctx, msgs)
+	m := bustest.Receive(t, ctx, msgs)
 	assert.Equal(t, "fits", m.UUID, "the refused record reached the topic")
 	m.Ack()
 }
@@ -65,16 +56,16 @@ func TestPublishRefusesOversizeRecord(t *testing.T) {
 // TestBrokerSizeLimitIsErrTooLarge: a record under publisher.max_message_bytes that the broker
 // refuses as too large (the topic's max.message.bytes is smaller) fails with bus.ErrTooLarge.
 func TestBrokerSizeLimitIsErrTooLarge(t *testing.T) {
-	addr := startBroker(t)
+	addr := brokertest.StartKafka(t, 1)
 	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, "kafka:\n  brokers: [%s]\n  publisher: {max_message_bytes: 100000, retries: 0}\n", addr))
 	require.NoError(t, err)
-	b, err := bus.Open(context.Background(), cfg, bus.WithLogger(testLogger()))
+	b, err := bus.Open(context.Background(), cfg, bus.WithLogger(brokertest.Logger()))
 	require.NoError(t, err)
 	defer b.Close()
 	topic := "small-" + watermill.NewShortUUID()
 	createTopic(t, addr, topic, map[string]*string{"max.message.bytes": ptr("1000")})
 
-	err = b.Publish(context.Background(), topic, sizedEvent(t, topic, "big", 5000))
+	err = b.Publish(context.Background(), topic, bustest.SizedEvent(t, "big", 5000, recordBytes(topic)))
 	require.ErrorIs(t, err, bus.ErrTooLarge)
 	require.ErrorIs(t, err, sarama.ErrMessageSizeTooLarge)
 	assert.Contains(t, err.Error(), "message big")

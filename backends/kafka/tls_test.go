@@ -13,6 +13,7 @@ import (
 	"github.com/eventbus-go/eventbus/backends/kafka"
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 	"github.com/eventbus-go/eventbus/internal/testcert"
 )
 
@@ -41,6 +42,6 @@ func TestMutualTLS(t *testing.T) {
 
 	noClientCert := *cfg
 	noClientCert.TLS.CertFile, noClientCert.TLS.KeyFile = "", ""
-	_, err = bus.OpenConfig(context.Background(), "kafka", &noClientCert, bus.WithLogger(testLogger()))
+	_, err = bus.OpenConfig(context.Background(), "kafka", &noClientCert, bus.WithLogger(brokertest.Logger()))
 	require.Error(t, err, "the broker requires a client certificate")
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
 )
@@ -83,7 +84,7 @@ func (r rates) log(b *testing.B, reference string) {
 }
 
 func BenchmarkPublish(b *testing.B) {
-	url := brokerURL(b)
+	url := brokertest.RabbitMQRunURL(b)
 	r := rates{}
 
 	b.Run("raw-amqp091-async-confirms", func(b *testing.B) {
@@ -159,7 +160,7 @@ func BenchmarkPublish(b *testing.B) {
 }
 
 func BenchmarkConsume(b *testing.B) {
-	url := brokerURL(b)
+	url := brokertest.RabbitMQRunURL(b)
 	r := rates{}
 
 	b.Run("raw-amqp091-prefetch-100", func(b *testing.B) {
@@ -212,7 +213,7 @@ func BenchmarkConsume(b *testing.B) {
 //
 //	go test -run '^$' -bench Ratio -benchtime 5x ./backends/rabbitmq/
 func BenchmarkPublishRatio(b *testing.B) {
-	url := brokerURL(b)
+	url := brokertest.RabbitMQRunURL(b)
 	const perRound, goroutines = 4000, 256
 	rawTopic, ebTopic := uniqueTopic("ratio-raw"), uniqueTopic("ratio-eb")
 	ch := benchQueue(b, url, "bench."+rawTopic, rawTopic)
@@ -287,7 +288,7 @@ func rawPublishConfirming(b *testing.B, ch *amqp.Channel, topic string, n, windo
 // 100, an ack per message) and with the driver's defaults (prefetch 100, one message handed
 // out at a time), and reports their rates and the ratio.
 func BenchmarkConsumeRatio(b *testing.B) {
-	url := brokerURL(b)
+	url := brokertest.RabbitMQRunURL(b)
 	const perRound = 4000
 	topic := uniqueTopic("ratio-consume")
 	group := "bench-" + watermill.NewShortUUID()

@@ -15,6 +15,8 @@ import (
 
 	"github.com/eventbus-go/eventbus/backends/rabbitmq"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/bustest"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 	"github.com/eventbus-go/eventbus/middleware"
 	"github.com/eventbus-go/eventbus/router"
 )
@@ -39,7 +41,7 @@ func assertNoQueue(t *testing.T, url, queue string) {
 // The default config: a service that publishes a topic nobody subscribed to leaves no queue
 // behind (its own group's included), and Publish says so instead of dropping the message.
 func TestDefaultPublishLeavesNoQueueBehind(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.RabbitMQRunURL(t)
 	cfg := rabbitmq.DefaultConfig()
 	cfg.URL = testConfig(url).URL
 	b := openBackend(t, cfg)
@@ -57,7 +59,7 @@ func TestDefaultPublishLeavesNoQueueBehind(t *testing.T) {
 // messages and Publish fails with ErrNacked (class bus.ErrUnavailable), keeping what the queue
 // holds instead of dropping its oldest messages.
 func TestFullQueueMakesPublishFail(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.RabbitMQRunURL(t)
 	cfg := testConfig(url)
 	cfg.ConsumerGroup = "slow"
 	cfg.Publisher.DeclareGroups = []string{"slow"}
@@ -90,10 +92,10 @@ func TestFullQueueMakesPublishFail(t *testing.T) {
 	// The oldest messages are still there, in order: nothing was dropped to make room.
 	msgs, err := b.Subscriber.Subscribe(ctx, topic)
 	require.NoError(t, err)
-	m := receive(t, ctx, msgs)
+	m := bustest.Receive(t, ctx, msgs)
 	assert.Equal(t, "kept-1", m.UUID)
 	m.Ack()
-	m = receive(t, ctx, msgs)
+	m = bustest.Receive(t, ctx, msgs)
 	assert.Equal(t, "kept-2", m.UUID)
 	m.Ack()
 }
@@ -101,7 +103,7 @@ func TestFullQueueMakesPublishFail(t *testing.T) {
 // The queue of a temporary group (the CLI's, the demo's) drops its oldest messages when full,
 // so a stalled tool never makes a service's Publish fail.
 func TestFullToolingQueueDropsOldest(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.RabbitMQRunURL(t)
 	topic := uniqueTopic("tooling")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -125,7 +127,7 @@ func TestFullToolingQueueDropsOldest(t *testing.T) {
 // the subscriber), so `eventbus dlq` finds it, and a poisoned message is handled once, not
 // redelivered because its poison publish was unroutable.
 func TestPoisonQueueIsKeptForTheGroup(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.RabbitMQRunURL(t)
 	cfg := testConfig(url)
 	cfg.ConsumerGroup = "billing"
 	b := openBackend(t, cfg)

@@ -12,6 +12,7 @@ import (
 	"github.com/eventbus-go/eventbus/backends/rabbitmq"
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 func problems(t *testing.T, yaml string) []string {
@@ -163,7 +164,7 @@ func TestTLSEnabledWithPlainURLIsAnError(t *testing.T) {
 
 	// On the shared broker's plaintext listener: before, this connected.
 	cfg := rabbitmq.DefaultConfig()
-	cfg.URL = config.Secret(brokerURL(t))
+	cfg.URL = config.Secret(brokertest.RabbitMQRunURL(t))
 	cfg.TLS.Enabled = true
 	b, err := bus.OpenConfig(context.Background(), rabbitmq.Name, cfg)
 	if err == nil {

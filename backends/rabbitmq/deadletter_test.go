@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/bustest"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 // A quorum queue dead-letters a message once it has been requeued queue.delivery_limit times
@@ -18,7 +20,7 @@ import (
 // the message). The driver declares the limit and a "<queue>.dead" queue to receive it: after
 // the limit the message is there, not lost.
 func TestDeliveryLimitDeadLettersInsteadOfDropping(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.RabbitMQRunURL(t)
 	cfg := testConfig(url)
 	cfg.Queue.DeliveryLimit = 2
 	b := openBackend(t, cfg)
@@ -73,7 +75,7 @@ func TestDeliveryLimitDeadLettersInsteadOfDropping(t *testing.T) {
 // A temporary group's queues (bus.WithTemporaryGroup: the CLI's consume, the demo), and their
 // dead-letter queues, are deleted on Close rather than left to expire; a service's stay.
 func TestTemporaryGroupQueuesDeletedOnClose(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.RabbitMQRunURL(t)
 	topic := uniqueTopic("tmp")
 	conn, err := amqp.Dial(url)
 	require.NoError(t, err)
@@ -97,7 +99,7 @@ func TestTemporaryGroupQueuesDeletedOnClose(t *testing.T) {
 		msgs, err := b.Subscriber.Subscribe(ctx, topic)
 		require.NoError(t, err)
 		require.NoError(t, b.Publish(ctx, topic, bus.Event{ID: "e", Type: "t", Source: "s"}))
-		receive(t, ctx, msgs).Ack()
+		bustest.Receive(t, ctx, msgs).Ack()
 		require.NoError(t, b.Close())
 	}
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/eventbus-go/eventbus/backends/rabbitmq"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 // The tests in this file hold the driver to the defects of the bare watermill-amqp adapter
@@ -24,7 +25,7 @@ import (
 // Defect 1: the adapter's default opens and closes a channel for every Publish. The driver
 // publishes on a fixed pool, from many goroutines at once.
 func TestPublishReusesPooledChannels(t *testing.T) {
-	cfg := testConfig(brokerURL(t))
+	cfg := testConfig(brokertest.RabbitMQRunURL(t))
 	cfg.Publisher.Channels = 4
 	cfg.Publisher.DeclareGroups = []string{cfg.ConsumerGroup} // a queue to route to
 	b := openBackend(t, cfg)
@@ -60,7 +61,7 @@ func TestPublishReusesPooledChannels(t *testing.T) {
 // Defect 2: with the adapter's default (confirms off) a publish the broker refused still
 // "succeeds". The driver waits for the confirm and reports the refusal.
 func TestPublishReportsBrokerRefusal(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.RabbitMQRunURL(t)
 	topic := uniqueTopic("full")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -99,7 +100,7 @@ func TestPublishReportsBrokerRefusal(t *testing.T) {
 
 // Confirms on: once Publish returns, the broker has the message.
 func TestPublishReturnsAfterTheBrokerHasTheMessage(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.RabbitMQRunURL(t)
 	cfg := testConfig(url)
 	cfg.Publisher.DeclareGroups = []string{cfg.ConsumerGroup}
 	b := openBackend(t, cfg)

@@ -15,6 +15,8 @@ import (
 
 	"github.com/eventbus-go/eventbus/backends/rabbitmq"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/bustest"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 // TestFaults stops and starts the RabbitMQ application of a private node (never the shared one)
@@ -22,12 +24,12 @@ import (
 // connection handling must not trip it where watermill-amqp v3.1.0's ConnectionWrapper does
 // (its connected field is written by the reconnect goroutine and read by Publish unlocked).
 func TestFaults(t *testing.T) {
-	n := startNode(t)
+	n := brokertest.StartRabbitMQ(t)
 
 	// Defect 3: a Publish while the broker is down waits for it (with backoff) instead of
 	// failing at once with "not connected", and succeeds once it is back.
 	t.Run("PublishRidesOutRestart", func(t *testing.T) {
-		cfg := testConfig(n.url())
+		cfg := testConfig(n.URL())
 		b := openBackend(t, cfg)
 		topic := uniqueTopic("restart")
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -35,7 +37,7 @@ func TestFaults(t *testing.T) {
 		msgs, err := b.Subscriber.Subscribe(ctx, topic)
 		require.NoError(t, err)
 
-		n.stopApp(t)
+		n.StopApp(t)
 		result := make(chan error, 1)
 		go func() { result <- b.Publish(ctx, topic, bus.Event{ID: "during-outage", Type: "t", Source: "s"}) }()
 		select {
@@ -43,23 +45,23 @@ func TestFaults(t *testing.T) {
 			t.Fatalf("Publish returned while the broker was down: %v", err)
 		case <-time.After(time.Second):
 		}
-		n.startApp(t)
+		n.StartApp(t)
 		require.NoError(t, <-result)
-		m := receive(t, ctx, msgs)
+		m := bustest.Receive(t, ctx, msgs)
 		assert.Equal(t, "during-outage", m.UUID)
 		m.Ack()
 	})
 
 	t.Run("PublishGivesUpAtDeadlineWithClearError", func(t *testing.T) {
-		cfg := testConfig(n.url())
+		cfg := testConfig(n.URL())
 		cfg.Publisher.Timeout = 1500 * time.Millisecond
 		cfg.Publisher.DeclareGroups = []string{cfg.ConsumerGroup}
 		b := openBackend(t, cfg)
 		topic := uniqueTopic("deadline")
 		require.NoError(t, b.Publish(context.Background(), topic, bus.Event{Type: "t", Source: "s"}))
 
-		n.stopApp(t)
-		defer n.startApp(t)
+		n.StopApp(t)
+		defer n.StartApp(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		start := time.Now()
@@ -83,7 +85,7 @@ func TestFaults(t *testing.T) {
 	// Every message whose Publish returned nil must be handled: lost must be 0. Duplicates are
 	// allowed (at-least-once) and reported.
 	t.Run("StopStartMidStream", func(t *testing.T) {
-		cfg := testConfig(n.url())
+		cfg := testConfig(n.URL())
 		cfg.ConsumerGroup = "midstream"
 		pub := openBackend(t, cfg)
 		sub := openBackend(t, cfg)
@@ -132,8 +134,8 @@ func TestFaults(t *testing.T) {
 		}
 		for _, at := range []int64{400, 1200} {
 			require.Eventually(t, func() bool { return confirmed.Load() >= at }, time.Minute, 10*time.Millisecond)
-			n.stopApp(t)
-			n.startApp(t)
+			n.StopApp(t)
+			n.StartApp(t)
 		}
 		wg.Wait()
 		require.Empty(t, failed, "no Publish may fail with a minute to ride out each restart")
@@ -169,14 +171,14 @@ func TestFaults(t *testing.T) {
 	// -race fails it whatever the Pub/Sub does. StopStartMidStream covers the same ground.
 
 	t.Run("CloseInterruptsWaitingPublish", func(t *testing.T) {
-		cfg := testConfig(n.url())
+		cfg := testConfig(n.URL())
 		cfg.Publisher.DeclareGroups = []string{cfg.ConsumerGroup}
-		b, err := bus.OpenConfig(context.Background(), rabbitmq.Name, cfg, bus.WithLogger(testLogger()))
+		b, err := bus.OpenConfig(context.Background(), rabbitmq.Name, cfg, bus.WithLogger(brokertest.Logger()))
 		require.NoError(t, err)
 		topic := uniqueTopic("closing")
 		require.NoError(t, b.Publish(context.Background(), topic, bus.Event{Type: "t", Source: "s"}))
-		n.stopApp(t)
-		defer n.startApp(t)
+		n.StopApp(t)
+		defer n.StartApp(t)
 		result := make(chan error, 1)
 		go func() {
 			result <- b.Publisher.Publish(topic, message.NewMessage("interrupted", nil))

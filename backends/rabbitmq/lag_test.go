@@ -10,13 +10,15 @@ import (
 
 	"github.com/eventbus-go/eventbus/backends/rabbitmq"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/bustest"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 // TestLagIsQueueDepth: lag is the group's queue's ready messages: 0 before the queue exists,
 // the published count once the publisher declared it, and 0 again once consumed and acked.
 // A stream queue cannot tell: ErrNotSupported.
 func TestLagIsQueueDepth(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.RabbitMQRunURL(t)
 	topic := uniqueTopic("lag")
 	cfg := testConfig(url)
 	cfg.ConsumerGroup = "lms"
@@ -39,7 +41,7 @@ func TestLagIsQueueDepth(t *testing.T) {
 	msgs, err := b.Subscriber.Subscribe(ctx, topic)
 	require.NoError(t, err)
 	for range 3 {
-		receive(t, ctx, msgs).Ack()
+		bustest.Receive(t, ctx, msgs).Ack()
 	}
 	require.Eventually(t, func() bool {
 		p, err := b.Lag(ctx, topic)

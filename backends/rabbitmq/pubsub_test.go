@@ -7,13 +7,14 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
 
 	"github.com/eventbus-go/eventbus/backends/rabbitmq"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 // TestPubSub runs Watermill's universal Pub/Sub suite against the driver over real connections
 // to the shared broker, in this run's vhost, with the features the driver truly has in each
 // configuration.
 func TestPubSub(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.RabbitMQRunURL(t)
 	for _, tc := range []struct {
 		name     string
 		setup    func(*rabbitmq.Config)

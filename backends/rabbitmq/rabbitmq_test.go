@@ -16,31 +16,12 @@ import (
 
 	"github.com/eventbus-go/eventbus/backends/rabbitmq"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/bustest"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
-func receive(t *testing.T, ctx context.Context, msgs <-chan *message.Message) *message.Message {
-	t.Helper()
-	select {
-	case m, ok := <-msgs:
-		require.True(t, ok, "subscription closed")
-		return m
-	case <-ctx.Done():
-		t.Fatal("no message before the deadline")
-		return nil
-	}
-}
-
-func expectNothing(t *testing.T, msgs <-chan *message.Message, within time.Duration) {
-	t.Helper()
-	select {
-	case m := <-msgs:
-		t.Fatalf("unexpected message %s (%s)", m.UUID, m.Payload)
-	case <-time.After(within):
-	}
-}
-
 func TestEnvelopeAndPositionRoundTrip(t *testing.T) {
-	cfg := testConfig(brokerURL(t))
+	cfg := testConfig(brokertest.RabbitMQRunURL(t))
 	b := openBackend(t, cfg)
 	topic := uniqueTopic("enrollments")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -55,7 +36,7 @@ func TestEnvelopeAndPositionRoundTrip(t *testing.T) {
 		Metadata: map[string]string{"traceparent": "00-abc-def-01"},
 	}))
 
-	m := receive(t, ctx, msgs)
+	m := bustest.Receive(t, ctx, msgs)
 	ev, err := bus.ParseEvent(m)
 	require.NoError(t, err)
 	assert.Equal(t, "evt-1", m.UUID)
@@ -77,7 +58,7 @@ func TestEnvelopeAndPositionRoundTrip(t *testing.T) {
 // A message from another producer with headers that are not text is delivered, never dropped,
 // with the reason in bus.HeaderInvalidReason; readable non-string headers become text.
 func TestUndecodableHeadersAreDeliveredWithReason(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.RabbitMQRunURL(t)
 	b := openBackend(t, testConfig(url))
 	topic := uniqueTopic("foreign")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -101,7 +82,7 @@ func TestUndecodableHeadersAreDeliveredWithReason(t *testing.T) {
 		Body: []byte("hello"),
 	}))
 
-	m := receive(t, ctx, msgs)
+	m := bustest.Receive(t, ctx, msgs)
 	assert.Equal(t, "foreign-1", m.UUID)
 	assert.Equal(t, "hello", string(m.Payload))
 	assert.Equal(t, "3", m.Metadata.Get("attempt"))
@@ -117,7 +98,7 @@ func TestUndecodableHeadersAreDeliveredWithReason(t *testing.T) {
 // queues, so messages published before the groups first subscribe wait for them; a group nobody
 // declared gets nothing old.
 func TestPublishDeclaresConfiguredGroupQueue(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.RabbitMQRunURL(t)
 	topic := uniqueTopic("early")
 	cfg := testConfig(url)
 	cfg.ConsumerGroup = "lms"
@@ -134,7 +115,7 @@ func TestPublishDeclaresConfiguredGroupQueue(t *testing.T) {
 		b := openBackend(t, cfg)
 		msgs, err := b.Subscriber.Subscribe(ctx, topic)
 		require.NoError(t, err)
-		m := receive(t, ctx, msgs)
+		m := bustest.Receive(t, ctx, msgs)
 		assert.Equal(t, "early-1", m.UUID, group)
 		m.Ack()
 	}
@@ -147,7 +128,7 @@ func TestPublishDeclaresConfiguredGroupQueue(t *testing.T) {
 	msgs, err := b.Subscriber.Subscribe(ctx, topic)
 	require.NoError(t, err)
 	require.NoError(t, pub.Publish(ctx, topic, bus.Event{ID: "marker", Type: "t", Source: "s"}))
-	m := receive(t, ctx, msgs)
+	m := bustest.Receive(t, ctx, msgs)
 	assert.Equal(t, "marker", m.UUID, "the late group got a message published before its queue existed")
 	m.Ack()
 }
@@ -157,7 +138,7 @@ func TestPublishDeclaresConfiguredGroupQueue(t *testing.T) {
 // With the default config the publisher declares no queue of its own, so nothing is left
 // behind that nobody reads.
 func TestUnroutablePublishFails(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.RabbitMQRunURL(t)
 	b := openBackend(t, testConfig(url))
 	topic := uniqueTopic("nobody")
 	err := b.Publish(context.Background(), topic, bus.Event{ID: "lost-1", Type: "t", Source: "s"})
@@ -174,7 +155,7 @@ func TestUnroutablePublishFails(t *testing.T) {
 }
 
 func TestTwoGroupsEachGetEveryMessageAndInstancesShare(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.RabbitMQRunURL(t)
 	topic := uniqueTopic("groups")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -210,19 +191,19 @@ func TestTwoGroupsEachGetEveryMessageAndInstancesShare(t *testing.T) {
 	assert.Greater(t, fromA1, 0, "both instances of group a get work")
 	assert.Less(t, fromA1, n, "both instances of group a get work")
 	for range n {
-		receive(t, ctx, other).Ack()
+		bustest.Receive(t, ctx, other).Ack()
 	}
 }
 
 func TestCapabilitiesAndReplayNotSupported(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.RabbitMQRunURL(t)
 	b := openBackend(t, testConfig(url), bus.Require(bus.ConsumerGroups, bus.Persistence))
 	caps := b.Capabilities()
 	assert.False(t, caps.Replay)
 	assert.False(t, caps.PerKeyOrdering)
 	assert.False(t, caps.Pipelining)
 
-	_, err := bus.OpenConfig(context.Background(), rabbitmq.Name, testConfig(url), bus.Require(bus.Replay), bus.WithLogger(testLogger()))
+	_, err := bus.OpenConfig(context.Background(), rabbitmq.Name, testConfig(url), bus.Require(bus.Replay), bus.WithLogger(brokertest.Logger()))
 	require.ErrorIs(t, err, bus.ErrNotSupported)
 	assert.Contains(t, err.Error(), "backend rabbitmq: replay (only with queue.type: stream")
 
@@ -249,7 +230,7 @@ func TestCapabilitiesAndReplayNotSupported(t *testing.T) {
 // With a single active consumer only one instance of the group receives; a nacked message is
 // handed out again before later ones, so the group sees the topic in publish order.
 func TestSingleActiveConsumerKeepsOrderAcrossNacks(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.RabbitMQRunURL(t)
 	topic := uniqueTopic("ordered")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -297,7 +278,7 @@ func TestSingleActiveConsumerKeepsOrderAcrossNacks(t *testing.T) {
 // A stream queue keeps history: a group that subscribes later reads it from the start, which
 // is what the Replay capability promises.
 func TestStreamReplaysFromOldest(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.RabbitMQRunURL(t)
 	topic := uniqueTopic("audit")
 	cfg := testConfig(url)
 	cfg.Queue.Type = rabbitmq.QueueStream
@@ -312,7 +293,7 @@ func TestStreamReplaysFromOldest(t *testing.T) {
 		msgs, err := r.Subscriber.Subscribe(ctx, topic)
 		require.NoError(t, err)
 		for i := range 5 {
-			m := receive(t, ctx, msgs)
+			m := bustest.Receive(t, ctx, msgs)
 			assert.Equal(t, fmt.Sprint("s", i), m.UUID, group)
 			pos, ok := bus.PositionOf(m)
 			require.True(t, ok)
@@ -328,14 +309,14 @@ func TestStreamReplaysFromOldest(t *testing.T) {
 	msgs, err := newest.Subscriber.Subscribe(ctx, topic)
 	require.NoError(t, err)
 	require.NoError(t, newest.Publish(ctx, topic, bus.Event{ID: "marker", Type: "t", Source: "s"}))
-	m := receive(t, ctx, msgs)
+	m := bustest.Receive(t, ctx, msgs)
 	assert.Equal(t, "marker", m.UUID, "start_from newest read retained history")
 	m.Ack()
 }
 
 // A temporary group's queue expires once unused; other groups' queues do not.
 func TestTemporaryGroupQueueExpires(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.RabbitMQRunURL(t)
 	topic := uniqueTopic("cli")
 	cfg := testConfig(url)
 	cfg.Queue.TemporaryGroupExpiry = 2 * time.Second
@@ -360,7 +341,7 @@ func TestTemporaryGroupQueueExpires(t *testing.T) {
 }
 
 func TestInvalidTopicsAreRefused(t *testing.T) {
-	b := openBackend(t, testConfig(brokerURL(t)))
+	b := openBackend(t, testConfig(brokertest.RabbitMQRunURL(t)))
 	for _, topic := range []string{"", "a.*", "orders.#", strings.Repeat("x", 201)} {
 		err := b.Publisher.Publish(topic, message.NewMessage("m", nil))
 		require.ErrorIs(t, err, rabbitmq.ErrInvalidTopic, topic)
@@ -374,7 +355,7 @@ func TestInvalidTopicsAreRefused(t *testing.T) {
 // A group whose queue exists with other arguments gets an error saying what to align, at
 // Subscribe, not a silent failure later.
 func TestQueueArgumentMismatchIsExplained(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.RabbitMQRunURL(t)
 	topic := uniqueTopic("mismatch")
 	classic := testConfig(url)
 	classic.Queue.Type = rabbitmq.QueueClassic
@@ -390,7 +371,7 @@ func TestQueueArgumentMismatchIsExplained(t *testing.T) {
 // consumer_group "" gives each subscription a private queue: both get every message, and the
 // capabilities say that neither groups nor persistence hold.
 func TestEmptyGroupGivesPrivateQueues(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.RabbitMQRunURL(t)
 	cfg := testConfig(url)
 	cfg.ConsumerGroup = ""
 	b := openBackend(t, cfg)
@@ -405,7 +386,7 @@ func TestEmptyGroupGivesPrivateQueues(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, b.Publish(ctx, topic, bus.Event{ID: "to-both", Type: "t", Source: "s"}))
 	for _, msgs := range []<-chan *message.Message{first, second} {
-		m := receive(t, ctx, msgs)
+		m := bustest.Receive(t, ctx, msgs)
 		assert.Equal(t, "to-both", m.UUID)
 		pos, ok := bus.PositionOf(m)
 		require.True(t, ok)
@@ -419,7 +400,7 @@ func TestEmptyGroupGivesPrivateQueues(t *testing.T) {
 // With max_in_flight N the subscriber hands out N messages before any is acked (Pipelining),
 // and not one more.
 func TestMaxInFlightBoundsPipelining(t *testing.T) {
-	cfg := testConfig(brokerURL(t))
+	cfg := testConfig(brokertest.RabbitMQRunURL(t))
 	cfg.Consumer.MaxInFlight = 5
 	b := openBackend(t, cfg, bus.Require(bus.Pipelining))
 	topic := uniqueTopic("pipelined")
@@ -432,16 +413,16 @@ func TestMaxInFlightBoundsPipelining(t *testing.T) {
 	}
 	var held []*message.Message
 	for range 5 {
-		held = append(held, receive(t, ctx, msgs))
+		held = append(held, bustest.Receive(t, ctx, msgs))
 	}
-	expectNothing(t, msgs, 300*time.Millisecond)
+	bustest.ExpectNothing(t, msgs, 300*time.Millisecond)
 	held[2].Ack()
-	sixth := receive(t, ctx, msgs)
+	sixth := bustest.Receive(t, ctx, msgs)
 	assert.Equal(t, "5", sixth.UUID)
 	sixth.Ack()
 	for _, m := range append(held[:2], held[3:]...) {
 		m.Ack()
 	}
-	receive(t, ctx, msgs).Ack()
-	receive(t, ctx, msgs).Ack()
+	bustest.Receive(t, ctx, msgs).Ack()
+	bustest.Receive(t, ctx, msgs).Ack()
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 // TestReconnect runs Watermill's Reconnect test (10,000 messages from 100 publishers while the
@@ -16,13 +17,13 @@ func TestReconnect(t *testing.T) {
 	if raceEnabled {
 		t.Skip("Watermill's Reconnect test races on its own bookkeeping; scripts/test.sh runs it without -race")
 	}
-	n := startNode(t)
+	n := brokertest.StartRabbitMQ(t)
 	restart := []string{"bash", "-c", fmt.Sprintf(
 		`rabbitmqctl -n %[1]s stop_app >/dev/null && rabbitmqctl -n %[1]s start_app >/dev/null && `+
 			`for i in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/%[2]d) 2>/dev/null && exit 0; sleep 0.2; done; exit 1`,
-		n.name, n.port)}
+		n.Name, n.Port)}
 	newPubSub := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
-		cfg := testConfig(n.url())
+		cfg := testConfig(n.URL())
 		cfg.ConsumerGroup = group
 		b := openBackend(t, cfg)
 		return b.Publisher, b.Subscriber

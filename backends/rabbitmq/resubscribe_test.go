@@ -1,11 +1,9 @@
 package rabbitmq_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,32 +11,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
-
-// logBuffer is an io.Writer for a slog handler that tests read while the driver writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 // When consuming stops and subscribing again fails (here the group's queue was replaced by one
 // with other arguments), the consumer has stopped: that is said at warn, the default level's
 // floor, with the broker's reason, not at debug where nobody sees it.
 func TestResubscribeFailureIsLoggedAtWarn(t *testing.T) {
-	url := brokerURL(t)
-	logs := &logBuffer{}
+	url := brokertest.RabbitMQRunURL(t)
+	logs := &brokertest.SyncBuffer{}
 	b := openBackend(t, testConfig(url), bus.WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	topic := uniqueTopic("resub")
 	queue := "eventbus." + topic

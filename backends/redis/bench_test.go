@@ -13,6 +13,7 @@ import (
 
 	redisbackend "github.com/eventbus-go/eventbus/backends/redis"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 // BenchmarkSubscribe compares the subscriber's throughput (read, hand out, handler acks, XACK)
@@ -32,7 +33,7 @@ func BenchmarkSubscribe(b *testing.B) {
 }
 
 func benchmarkSubscribe(b *testing.B, readBatch int) {
-	c := needBroker(b, sharedAddr)
+	c := brokertest.Redis(b)
 	p := prefix(b, c)
 	const entries = 20000
 	ctx := context.Background()
@@ -106,10 +107,10 @@ func consumeRaw(b *testing.B, c *goredis.Client, stream string, n int) time.Dura
 func consumeOurs(b *testing.B, stream string, n, readBatch int) time.Duration {
 	b.Helper()
 	cfg := redisbackend.DefaultConfig()
-	cfg.Addrs = []string{sharedAddr}
+	cfg.Addrs = []string{brokertest.RedisAddr}
 	cfg.Consumer.ReadBatch = readBatch
 	cfg.ConsumerGroup = "g"
-	bb, err := bus.OpenConfig(context.Background(), redisbackend.Name, cfg, bus.WithLogger(testLogger()))
+	bb, err := bus.OpenConfig(context.Background(), redisbackend.Name, cfg, bus.WithLogger(brokertest.Logger()))
 	require.NoError(b, err)
 	defer bb.Close()
 	var sub *redisbackend.Subscriber

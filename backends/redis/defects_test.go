@@ -23,6 +23,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	redisbackend "github.com/eventbus-go/eventbus/backends/redis"
+	"github.com/eventbus-go/eventbus/bus/bustest"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 var againstAdapter = flag.Bool("redis.adapter", false,
@@ -153,7 +155,7 @@ func waitHandled(t testing.TB, c *tally, ids []string, within time.Duration, wha
 // published after the restart is ever consumed, silently. Ours recreates the group, consumes
 // everything published after the restart, and reports the backlog it lost.
 func TestDefect1DataLosingRestart(t *testing.T) {
-	srv := startServer(t, false)
+	srv := brokertest.StartRedisServer(t, brokertest.RedisServerOptions{})
 	cfg := testConfig(srv.Addr())
 	cfg.Consumer.ReadBatch = 20
 	losses := recordLosses(cfg)
@@ -223,7 +225,7 @@ func TestDefect1DataLosingRestart(t *testing.T) {
 // ReadBatch entries per call and acks in batches, still only after each handler acked; counted
 // with the server's command statistics on a private server.
 func TestDefect2BatchedReadsAndAcks(t *testing.T) {
-	srv := startServer(t, false)
+	srv := brokertest.StartRedisServer(t, brokertest.RedisServerOptions{})
 	cfg := testConfig(srv.Addr())
 	cfg.Consumer.ReadBatch = 100
 	ps := newPubSub(t, cfg)
@@ -271,9 +273,9 @@ func commandCalls(t testing.TB, c *goredis.Client, cmd string) int64 {
 // Defect 3: closing the subscriber right after Ack() must not lose the XACK. Each round
 // receives one message, acks it, closes at once, and checks nothing is left pending.
 func TestDefect3CloseFlushesLastAck(t *testing.T) {
-	c := needBroker(t, sharedAddr)
+	c := brokertest.Redis(t)
 	topic := prefix(t, c) + "close"
-	cfg := testConfig(sharedAddr)
+	cfg := testConfig(brokertest.RedisAddr)
 	const rounds = 20
 	lost := 0
 	for i := range rounds {
@@ -282,7 +284,7 @@ func TestDefect3CloseFlushesLastAck(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		msgs, err := ps.sub.Subscribe(ctx, topic)
 		require.NoError(t, err)
-		m := receive(t, ctx, msgs)
+		m := bustest.Receive(t, ctx, msgs)
 		m.Ack()
 		require.NoError(t, ps.sub.Close())
 		cancel()
@@ -302,7 +304,7 @@ func TestDefect3CloseFlushesLastAck(t *testing.T) {
 // Defect 4: a consumer that died with entries pending; another consumer must claim all of them,
 // and the dead consumer may be removed from the group only once nothing is pending on it.
 func TestDefect4DeadConsumerPendingClaimed(t *testing.T) {
-	srv := startServer(t, false)
+	srv := brokertest.StartRedisServer(t, brokertest.RedisServerOptions{})
 	c := srv.Client()
 	defer c.Close()
 	cfg := testConfig(srv.Addr())

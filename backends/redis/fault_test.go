@@ -1,12 +1,10 @@
 package redis_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +17,7 @@ import (
 
 	redisbackend "github.com/eventbus-go/eventbus/backends/redis"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 // publishWhile publishes n messages tagged tag from a few goroutines, retrying each until the
@@ -65,7 +64,7 @@ func publishWhile(t testing.TB, pub message.Publisher, topic, tag string, n int,
 // A restart that keeps the data (append-only file) loses nothing: every message published is
 // handled, through two restarts while publishing and consuming go on.
 func TestRestartKeepsData(t *testing.T) {
-	srv := startServer(t, true)
+	srv := brokertest.StartRedisServer(t, brokertest.RedisServerOptions{Persist: true})
 	cfg := testConfig(srv.Addr())
 	ps := newPubSub(t, cfg)
 	topic := "kept"
@@ -94,7 +93,7 @@ func TestRestartKeepsData(t *testing.T) {
 // FLUSHALL in the middle of a stream: everything published after it is handled, and the
 // backlog lost with it is reported, as a lower bound.
 func TestFlushAllMidStream(t *testing.T) {
-	srv := startServer(t, false)
+	srv := brokertest.StartRedisServer(t, brokertest.RedisServerOptions{})
 	c := srv.Client()
 	defer c.Close()
 	cfg := testConfig(srv.Addr())
@@ -173,14 +172,11 @@ func TestFlushAllMidStream(t *testing.T) {
 const helperEnv = "EVENTBUS_REDIS_TEST_CONSUMER"
 
 func TestMain(m *testing.M) {
-	if spec := os.Getenv(helperEnv); spec != "" {
-		if err := runKilledConsumer(spec); err != nil {
-			fmt.Fprintln(os.Stderr, "helper consumer:", err)
-			os.Exit(1)
-		}
-		return // never reached: the parent kills the process
-	}
-	os.Exit(m.Run())
+	brokertest.ChildMain(m, helperEnv, func(spec string) int {
+		err := runKilledConsumer(spec) // returns only on an error: the parent kills the process
+		fmt.Fprintln(os.Stderr, "helper consumer:", err)
+		return 1
+	})
 }
 
 // runKilledConsumer reads entries as consumer "killed-pod", never acks them, says "holding"
@@ -213,7 +209,7 @@ func runKilledConsumer(spec string) error {
 // A consumer process killed (SIGKILL) while it holds entries, buffered and in its handlers:
 // another consumer of the group claims every one of them once they are idle for MinIdle.
 func TestConsumerKilledWithPending(t *testing.T) {
-	srv := startServer(t, false)
+	srv := brokertest.StartRedisServer(t, brokertest.RedisServerOptions{})
 	c := srv.Client()
 	defer c.Close()
 	cfg := testConfig(srv.Addr())
@@ -223,21 +219,20 @@ func TestConsumerKilledWithPending(t *testing.T) {
 	require.NoError(t, c.XGroupCreateMkStream(context.Background(), topic, cfg.ConsumerGroup, "0").Err())
 	ids := publishN(t, ps.pub, topic, "m", 200)
 
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), helperEnv+"="+srv.Addr()+","+cfg.ConsumerGroup+","+topic)
-	stdout, err := child.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, child.Start())
-	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
-	lines := bufio.NewScanner(stdout)
-	holding := false
-	for lines.Scan() {
-		if lines.Text() == "holding" {
-			holding = true
-			break
+	holding := make(chan struct{}, 1)
+	child, eof := brokertest.StartChild(t, helperEnv, srv.Addr()+","+cfg.ConsumerGroup+","+topic, func(line string) {
+		if line == "holding" {
+			select {
+			case holding <- struct{}{}:
+			default:
+			}
 		}
+	})
+	select {
+	case <-holding:
+	case <-eof:
+		t.Fatal("the consumer process did not start")
 	}
-	require.True(t, holding, "the consumer process did not start")
 	pendingOnKilled := int64(0)
 	require.Eventually(t, func() bool {
 		p, err := c.XPending(context.Background(), topic, cfg.ConsumerGroup).Result()
@@ -246,6 +241,7 @@ func TestConsumerKilledWithPending(t *testing.T) {
 		return pendingOnKilled >= 5
 	}, 5*time.Second, 10*time.Millisecond)
 	require.NoError(t, child.Process.Kill())
+	<-eof
 	_ = child.Wait()
 	t.Logf("consumer process killed holding %d pending entries", pendingOnKilled)
 
@@ -266,7 +262,7 @@ func TestConsumerKilledWithPending(t *testing.T) {
 // publisher.max_len trims the stream on publish; pending entries of a stopped consumer that were trimmed
 // before anyone acked them are reported with their ids when claimed, never dropped silently.
 func TestTrimmedPendingEntriesAreReported(t *testing.T) {
-	srv := startServer(t, false)
+	srv := brokertest.StartRedisServer(t, brokertest.RedisServerOptions{})
 	c := srv.Client()
 	defer c.Close()
 	cfg := testConfig(srv.Addr())

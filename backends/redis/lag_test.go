@@ -9,12 +9,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/bustest"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 // TestLagFromXInfoGroups: before the group exists lag is the stream's length; read entries
 // move from lag to pending, acked ones leave both; a stopped server is ErrUnavailable.
 func TestLagFromXInfoGroups(t *testing.T) {
-	srv := startServer(t, false)
+	srv := brokertest.StartRedisServer(t, brokertest.RedisServerOptions{})
 	cfg := testConfig(srv.Addr())
 	cfg.Consumer.ReadBatch = 2
 	b, _ := openBus(t, cfg)
@@ -31,7 +33,7 @@ func TestLagFromXInfoGroups(t *testing.T) {
 	defer cancel()
 	msgs, err := b.Subscriber.Subscribe(ctx, stream)
 	require.NoError(t, err)
-	first := receive(t, ctx, msgs)
+	first := bustest.Receive(t, ctx, msgs)
 	// One entry out, unacked: it (and whatever else was read ahead) is pending, not lag.
 	require.Eventually(t, func() bool {
 		p, err := b.Lag(context.Background(), stream)
@@ -39,14 +41,14 @@ func TestLagFromXInfoGroups(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond)
 	first.Ack()
 	for range 4 {
-		receive(t, ctx, msgs).Ack()
+		bustest.Receive(t, ctx, msgs).Ack()
 	}
 	require.Eventually(t, func() bool {
 		p, err := b.Lag(context.Background(), stream)
 		return err == nil && p[0].Lag == 0 && p[0].Pending == 0
 	}, 10*time.Second, 20*time.Millisecond)
 
-	srv.kill()
+	srv.Kill()
 	_, err = b.Lag(context.Background(), stream)
 	assert.ErrorIs(t, err, bus.ErrUnavailable)
 }

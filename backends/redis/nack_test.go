@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/bustest"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 // TestNackLeavesTheEntryPending reads the broker's state after a nack: the entry must still be
@@ -16,9 +18,9 @@ import (
 // would pass every delivery test (the subscriber hands the copy out again from memory) and lose
 // the entry on the next crash.
 func TestNackLeavesTheEntryPending(t *testing.T) {
-	c := needBroker(t, sharedAddr)
+	c := brokertest.Redis(t)
 	topic := prefix(t, c) + "nack"
-	cfg := testConfig(sharedAddr)
+	cfg := testConfig(brokertest.RedisAddr)
 	b, _ := openBus(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -26,9 +28,9 @@ func TestNackLeavesTheEntryPending(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, b.Publish(ctx, topic, bus.Event{ID: "n-1", Type: "t", Source: "s"}))
 
-	first := receive(t, ctx, msgs)
+	first := bustest.Receive(t, ctx, msgs)
 	first.Nack()
-	again := receive(t, ctx, msgs)
+	again := bustest.Receive(t, ctx, msgs)
 	require.Equal(t, "n-1", again.UUID)
 	// Close without a verdict on the copy: whatever the subscriber flushes on the way out, the
 	// nack must not have acked the entry.

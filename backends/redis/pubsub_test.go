@@ -6,6 +6,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 // TestPubSub runs Watermill's universal Pub/Sub suite against the driver, on a private
@@ -19,7 +20,7 @@ import (
 // goroutine and reads it in another), so it runs only without -race (scripts/test.sh runs it
 // so after the -race run); TestRestartKeepsData checks the same behaviour under -race.
 func TestPubSub(t *testing.T) {
-	srv := startServer(t, true)
+	srv := brokertest.StartRedisServer(t, brokertest.RedisServerOptions{Persist: true})
 	newPubSub := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 		cfg := testConfig(srv.Addr())
 		cfg.ConsumerGroup = group

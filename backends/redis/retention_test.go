@@ -14,6 +14,7 @@ import (
 	redisbackend "github.com/eventbus-go/eventbus/backends/redis"
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 // The tests in this file hold the publisher to issue 15: by default no stream grows without
@@ -38,9 +39,9 @@ func addAt(t *testing.T, c *goredis.Client, stream string, at time.Time, n int) 
 // than that; newer ones stay. Trimming is approximate (~): Redis drops whole nodes of
 // stream-node-max-entries (100) entries, so 200 old entries make two nodes that go entirely.
 func TestDefaultRetentionTrimsOldEntries(t *testing.T) {
-	c := needBroker(t, sharedAddr)
+	c := brokertest.Redis(t)
 	stream := prefix(t, c) + "retained"
-	cfg := testConfig(sharedAddr)
+	cfg := testConfig(brokertest.RedisAddr)
 	require.Equal(t, 7*24*time.Hour, redisbackend.DefaultConfig().Publisher.Retention)
 	maxEntries, err := c.ConfigGet(context.Background(), "stream-node-max-entries").Result()
 	require.NoError(t, err)
@@ -60,10 +61,10 @@ func TestDefaultRetentionTrimsOldEntries(t *testing.T) {
 // retention: 0 in the file keeps every entry, for a topic of its own (publisher.topics) or for
 // all.
 func TestRetentionZeroKeepsEverythingWhenAsked(t *testing.T) {
-	c := needBroker(t, sharedAddr)
+	c := brokertest.Redis(t)
 	p := prefix(t, c)
 	keep, trim := p+"audit", p+"clicks"
-	cfg := loadRedisSection(t, fmt.Sprintf("backend: redis\nredis:\n  addrs: [%s]\n  publisher:\n    topics:\n      %q: {retention: 0s}\n", sharedAddr, keep))
+	cfg := loadRedisSection(t, fmt.Sprintf("backend: redis\nredis:\n  addrs: [%s]\n  publisher:\n    topics:\n      %q: {retention: 0s}\n", brokertest.RedisAddr, keep))
 	require.Equal(t, 7*24*time.Hour, cfg.Publisher.Retention)
 	old := time.Now().Add(-30 * 24 * time.Hour)
 	addAt(t, c, keep, old, 200)
@@ -83,7 +84,7 @@ func loadRedisSection(t *testing.T, yaml string) *redisbackend.Config {
 	bc, err := bus.BackendConfig(cfg)
 	require.NoError(t, err)
 	rc := bc.(*redisbackend.Config)
-	tc := testConfig(sharedAddr)
+	tc := testConfig(brokertest.RedisAddr)
 	tc.Publisher = rc.Publisher
 	return tc
 }
@@ -92,9 +93,9 @@ func loadRedisSection(t *testing.T, yaml string) *redisbackend.Config {
 // retention once they are older than it: the subscription that claims them reports them as
 // lost (a DataLoss naming their ids), never drops them silently.
 func TestLaggingConsumerReportsEntriesTrimmedByRetention(t *testing.T) {
-	c := needBroker(t, sharedAddr)
+	c := brokertest.Redis(t)
 	stream := prefix(t, c) + "lagging"
-	cfg := testConfig(sharedAddr)
+	cfg := testConfig(brokertest.RedisAddr)
 	cfg.Publisher.Retention = time.Hour // short, against entries added two hours ago
 	cfg.Consumer.MinIdle = 200 * time.Millisecond
 	losses := recordLosses(cfg)

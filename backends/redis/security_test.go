@@ -15,7 +15,9 @@ import (
 
 	redisbackend "github.com/eventbus-go/eventbus/backends/redis"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/bustest"
 	"github.com/eventbus-go/eventbus/config"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 	"github.com/eventbus-go/eventbus/internal/testcert"
 )
 
@@ -27,7 +29,7 @@ func roundTrip(t *testing.T, b *bus.Bus) {
 	require.NoError(t, b.Publish(ctx, "secure", bus.Event{ID: "e1", Type: "t", Source: "s", Data: []byte("x")}))
 	msgs, err := b.Subscriber.Subscribe(ctx, "secure")
 	require.NoError(t, err)
-	m := receive(t, ctx, msgs)
+	m := bustest.Receive(t, ctx, msgs)
 	assert.Equal(t, "e1", m.UUID)
 	m.Ack()
 }
@@ -50,12 +52,13 @@ func TestTLSWithClientCertificate(t *testing.T) {
 		require.NoError(t, err)
 		return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, ServerName: serverName, MinVersion: tls.VersionTLS12}
 	}
-	srv := startServerWith(t, false,
-		[]string{"--port", "0", "--tls-port", "{port}", "--tls-cert-file", serverCert, "--tls-key-file", serverKey,
+	srv := brokertest.StartRedisServer(t, brokertest.RedisServerOptions{
+		Args: []string{"--port", "0", "--tls-port", "{port}", "--tls-cert-file", serverCert, "--tls-key-file", serverKey,
 			"--tls-ca-cert-file", caFile, "--tls-auth-clients", "yes"},
-		func(addr string) *goredis.Options {
+		Client: func(addr string) *goredis.Options {
 			return &goredis.Options{Addr: addr, TLSConfig: tlsFor("redis.test")}
-		})
+		},
+	})
 
 	cfg := testConfig(srv.Addr())
 	cfg.TLS = config.TLS{Enabled: true, CAFile: caFile, CertFile: clientCert, KeyFile: clientKey, ServerName: "redis.test"}
@@ -67,30 +70,31 @@ func TestTLSWithClientCertificate(t *testing.T) {
 	// pair the server refuses the handshake.
 	noName := testConfig(srv.Addr())
 	noName.TLS = config.TLS{Enabled: true, CAFile: caFile, CertFile: clientCert, KeyFile: clientKey}
-	_, err := bus.OpenConfig(context.Background(), redisbackend.Name, noName, bus.WithLogger(testLogger()))
+	_, err := bus.OpenConfig(context.Background(), redisbackend.Name, noName, bus.WithLogger(brokertest.Logger()))
 	require.ErrorContains(t, err, "certificate")
 	noClient := testConfig(srv.Addr())
 	noClient.TLS = config.TLS{Enabled: true, CAFile: caFile, ServerName: "redis.test"}
-	_, err = bus.OpenConfig(context.Background(), redisbackend.Name, noClient, bus.WithLogger(testLogger()))
+	_, err = bus.OpenConfig(context.Background(), redisbackend.Name, noClient, bus.WithLogger(brokertest.Logger()))
 	require.Error(t, err)
 }
 
 // An ACL user with a password from the environment; a wrong password is a clear error.
 func TestACLUserAndPassword(t *testing.T) {
-	srv := startServerWith(t, false,
-		[]string{"--user", "default", "off", "--user", "lms", "on", ">s3cret", "~*", "&*", "+@all"},
-		func(addr string) *goredis.Options {
+	srv := brokertest.StartRedisServer(t, brokertest.RedisServerOptions{
+		Args: []string{"--user", "default", "off", "--user", "lms", "on", ">s3cret", "~*", "&*", "+@all"},
+		Client: func(addr string) *goredis.Options {
 			return &goredis.Options{Addr: addr, Username: "lms", Password: "s3cret"}
-		})
+		},
+	})
 	file, err := config.Parse("eventbus.yaml", []byte("backend: redis\nredis:\n  addrs: ["+srv.Addr()+"]\n  username: lms\n  password: ${REDIS_PASSWORD}\n"))
 	require.NoError(t, err)
 
-	good, err := bus.Open(context.Background(), file.WithEnv(func(string) (string, bool) { return "s3cret", true }), bus.WithLogger(testLogger()))
+	good, err := bus.Open(context.Background(), file.WithEnv(func(string) (string, bool) { return "s3cret", true }), bus.WithLogger(brokertest.Logger()))
 	require.NoError(t, err)
 	defer good.Close()
 	roundTrip(t, good)
 
-	_, err = bus.Open(context.Background(), file.WithEnv(func(string) (string, bool) { return "not-the-pass-9x", true }), bus.WithLogger(testLogger()))
+	_, err = bus.Open(context.Background(), file.WithEnv(func(string) (string, bool) { return "not-the-pass-9x", true }), bus.WithLogger(brokertest.Logger()))
 	require.ErrorIs(t, err, bus.ErrUnauthorized)
 	assert.Contains(t, err.Error(), "WRONGPASS")
 	assert.NotContains(t, err.Error(), "not-the-pass-9x", "the password is not in the error")
@@ -99,11 +103,12 @@ func TestACLUserAndPassword(t *testing.T) {
 // A user the server lets in but not write (ACL without XADD): Publish fails with
 // ErrUnauthorized, the server's NOPERM reply in the chain.
 func TestACLPermissionRefused(t *testing.T) {
-	srv := startServerWith(t, false,
-		[]string{"--user", "default", "off", "--user", "reader", "on", ">s3cret", "~*", "&*", "+@all", "-xadd"},
-		func(addr string) *goredis.Options {
+	srv := brokertest.StartRedisServer(t, brokertest.RedisServerOptions{
+		Args: []string{"--user", "default", "off", "--user", "reader", "on", ">s3cret", "~*", "&*", "+@all", "-xadd"},
+		Client: func(addr string) *goredis.Options {
 			return &goredis.Options{Addr: addr, Username: "reader", Password: "s3cret"}
-		})
+		},
+	})
 	cfg := testConfig(srv.Addr())
 	cfg.Username, cfg.Password = "reader", config.Secret("s3cret")
 	b, _ := openBus(t, cfg)

@@ -10,37 +10,23 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/bustest"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
-
-// sizedEvent is an event of exactly size bytes as publisher.max_message_bytes counts them
-// (payload plus metadata keys and values).
-func sizedEvent(t *testing.T, id string, size int) bus.Event {
-	t.Helper()
-	ev := bus.Event{ID: id, Type: "size.v1", Source: "test", Time: time.Unix(1, 0).UTC()}
-	msg, err := bus.NewMessage(ev, bus.JSON)
-	require.NoError(t, err)
-	n := size
-	for k, v := range msg.Metadata {
-		n -= len(k) + len(v)
-	}
-	require.Positive(t, n)
-	ev.Data = bytes.Repeat([]byte("x"), n)
-	return ev
-}
 
 // TestPublishRefusesOversizeMessage: a message over publisher.max_message_bytes fails with
 // bus.ErrTooLarge, naming the message, its size, the limit and the key, and adds no entry; one
 // exactly at the limit goes through.
 func TestPublishRefusesOversizeMessage(t *testing.T) {
 	const limit = 4096
-	c := needBroker(t, sharedAddr)
+	c := brokertest.Redis(t)
 	topic := prefix(t, c) + "sized"
-	cfg := testConfig(sharedAddr)
+	cfg := testConfig(brokertest.RedisAddr)
 	cfg.Publisher.MaxMessageBytes = limit
 	b, _ := openBus(t, cfg)
 	assert.Equal(t, limit, b.Capabilities().MaxMessageBytes)
 
-	err := b.Publish(context.Background(), topic, sizedEvent(t, "big", limit+1))
+	err := b.Publish(context.Background(), topic, bustest.SizedEvent(t, "big", limit+1, nil))
 	require.ErrorIs(t, err, bus.ErrTooLarge)
 	for _, want := range []string{"message big", topic, "4097 bytes", "limit of 4096", "redis.publisher.max_message_bytes"} {
 		assert.Contains(t, err.Error(), want)
@@ -49,13 +35,13 @@ func TestPublishRefusesOversizeMessage(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, n, "the refused message reached the stream")
 
-	fits := sizedEvent(t, "fits", limit)
+	fits := bustest.SizedEvent(t, "fits", limit, nil)
 	require.NoError(t, b.Publish(context.Background(), topic, fits))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	msgs, err := b.Subscriber.Subscribe(ctx, topic)
 	require.NoError(t, err)
-	m := receive(t, ctx, msgs)
+	m := bustest.Receive(t, ctx, msgs)
 	assert.Equal(t, "fits", m.UUID)
 	assert.True(t, bytes.Equal(fits.Data.([]byte), m.Payload), "payload of %d bytes, want %d", len(m.Payload), len(fits.Data.([]byte)))
 	m.Ack()

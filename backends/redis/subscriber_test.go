@@ -13,14 +13,16 @@ import (
 
 	redisbackend "github.com/eventbus-go/eventbus/backends/redis"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/bustest"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 // A restarted instance (same consumer name) takes back its own pending entries at once, without
 // waiting MinIdle for them to be claimed.
 func TestRestartedConsumerReadsOwnPendingFirst(t *testing.T) {
-	c := needBroker(t, sharedAddr)
+	c := brokertest.Redis(t)
 	topic := prefix(t, c) + "own"
-	cfg := testConfig(sharedAddr)
+	cfg := testConfig(brokertest.RedisAddr)
 	cfg.Consumer.ConsumerName = "pod-1"
 	cfg.Consumer.MinIdle = time.Hour // no claiming in this test
 	cfg.Consumer.DrainTimeout = 100 * time.Millisecond
@@ -31,7 +33,7 @@ func TestRestartedConsumerReadsOwnPendingFirst(t *testing.T) {
 	defer cancel()
 	msgs, err := first.Subscriber.Subscribe(ctx, topic)
 	require.NoError(t, err)
-	assert.Equal(t, ids[0], receive(t, ctx, msgs).UUID) // handed out, never acked
+	assert.Equal(t, ids[0], bustest.Receive(t, ctx, msgs).UUID) // handed out, never acked
 	require.NoError(t, first.Close())
 	require.Equal(t, int64(3), pendingCount(t, c, topic, cfg.ConsumerGroup), "all three stay pending on pod-1")
 
@@ -39,7 +41,7 @@ func TestRestartedConsumerReadsOwnPendingFirst(t *testing.T) {
 	msgs, err = second.Subscriber.Subscribe(ctx, topic)
 	require.NoError(t, err)
 	for _, id := range ids {
-		m := receive(t, ctx, msgs)
+		m := bustest.Receive(t, ctx, msgs)
 		assert.Equal(t, id, m.UUID, "own pending entries come back first, in order")
 		m.Ack()
 	}
@@ -48,24 +50,24 @@ func TestRestartedConsumerReadsOwnPendingFirst(t *testing.T) {
 
 // With max_in_flight 1 a nacked message is handed out again before the next one.
 func TestNackRedeliversBeforeNext(t *testing.T) {
-	c := needBroker(t, sharedAddr)
+	c := brokertest.Redis(t)
 	topic := prefix(t, c) + "nack"
-	b, sub := openBus(t, testConfig(sharedAddr))
+	b, sub := openBus(t, testConfig(brokertest.RedisAddr))
 	ids := publishN(t, b.Publisher, topic, "m", 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	msgs, err := b.Subscriber.Subscribe(ctx, topic)
 	require.NoError(t, err)
-	m := receive(t, ctx, msgs)
+	m := bustest.Receive(t, ctx, msgs)
 	require.Equal(t, ids[0], m.UUID)
 	m.Nack()
-	again := receive(t, ctx, msgs)
+	again := bustest.Receive(t, ctx, msgs)
 	assert.Equal(t, ids[0], again.UUID)
 	pos, ok := bus.PositionOf(again)
 	require.True(t, ok, "a redelivered message keeps its position")
 	assert.NotEmpty(t, pos.Coordinates)
 	again.Ack()
-	next := receive(t, ctx, msgs)
+	next := bustest.Receive(t, ctx, msgs)
 	assert.Equal(t, ids[1], next.UUID)
 	next.Ack()
 	assert.Equal(t, uint64(1), sub.Stats().Nacked)
@@ -73,9 +75,9 @@ func TestNackRedeliversBeforeNext(t *testing.T) {
 
 // max_in_flight bounds how many messages are out unacked; acking one lets the next out.
 func TestPipeliningWindow(t *testing.T) {
-	c := needBroker(t, sharedAddr)
+	c := brokertest.Redis(t)
 	topic := prefix(t, c) + "window"
-	cfg := testConfig(sharedAddr)
+	cfg := testConfig(brokertest.RedisAddr)
 	cfg.Consumer.MaxInFlight = 4
 	b, _ := openBus(t, cfg, bus.Require(bus.Pipelining))
 	assert.True(t, b.Capabilities().Pipelining)
@@ -86,7 +88,7 @@ func TestPipeliningWindow(t *testing.T) {
 	require.NoError(t, err)
 	var out []*message.Message
 	for range 4 {
-		out = append(out, receive(t, ctx, msgs))
+		out = append(out, bustest.Receive(t, ctx, msgs))
 	}
 	assert.Equal(t, []string{"m-0", "m-1", "m-2", "m-3"}, []string{out[0].UUID, out[1].UUID, out[2].UUID, out[3].UUID})
 	select {
@@ -96,7 +98,7 @@ func TestPipeliningWindow(t *testing.T) {
 	}
 	// Acks are independent: acking the last one, not the first, frees a slot.
 	out[3].Ack()
-	fifth := receive(t, ctx, msgs)
+	fifth := bustest.Receive(t, ctx, msgs)
 	assert.Equal(t, "m-4", fifth.UUID)
 	fifth.Ack()
 	out[0].Ack()
@@ -105,7 +107,7 @@ func TestPipeliningWindow(t *testing.T) {
 }
 
 func TestStartFromNewestAndTime(t *testing.T) {
-	c := needBroker(t, sharedAddr)
+	c := brokertest.Redis(t)
 	topic := prefix(t, c) + "start"
 	old, err := c.XAdd(context.Background(), &goredis.XAddArgs{Stream: topic, ID: "1000-0", Values: []any{"id", "old", "event_data", ""}}).Result()
 	require.NoError(t, err)
@@ -117,23 +119,23 @@ func TestStartFromNewestAndTime(t *testing.T) {
 	defer cancel()
 
 	// newest: only entries added after the group was created.
-	cfg := testConfig(sharedAddr)
+	cfg := testConfig(brokertest.RedisAddr)
 	b, _ := openBus(t, cfg, bus.WithStartFrom(bus.StartNewest))
 	msgs, err := b.Subscriber.Subscribe(ctx, topic)
 	require.NoError(t, err)
 	_, err = c.XAdd(context.Background(), &goredis.XAddArgs{Stream: topic, Values: []any{"id", "new", "event_data", ""}}).Result()
 	require.NoError(t, err)
-	m := receive(t, ctx, msgs)
+	m := bustest.Receive(t, ctx, msgs)
 	assert.Equal(t, "new", m.UUID)
 	m.Ack()
 
 	// a time: the first entry at or after it.
-	cfg2 := testConfig(sharedAddr)
+	cfg2 := testConfig(brokertest.RedisAddr)
 	cfg2.Consumer.StartFrom = time.UnixMilli(2000).UTC().Format(time.RFC3339Nano)
 	b2, _ := openBus(t, cfg2)
 	msgs2, err := b2.Subscriber.Subscribe(ctx, topic)
 	require.NoError(t, err)
-	m = receive(t, ctx, msgs2)
+	m = bustest.Receive(t, ctx, msgs2)
 	assert.Equal(t, "at-2s", m.UUID)
 	m.Ack()
 
@@ -141,18 +143,18 @@ func TestStartFromNewestAndTime(t *testing.T) {
 	var client goredis.UniversalClient
 	require.True(t, b2.As(&client))
 	require.NoError(t, redisbackend.Rewind(ctx, client, topic, cfg2.ConsumerGroup, "0"))
-	m = receive(t, ctx, msgs2)
+	m = bustest.Receive(t, ctx, msgs2)
 	assert.Equal(t, "new", m.UUID, "entries buffered before the rewind still come")
 	m.Ack()
-	m = receive(t, ctx, msgs2)
+	m = bustest.Receive(t, ctx, msgs2)
 	assert.Equal(t, "old", m.UUID)
 	m.Ack()
 }
 
 func TestCapabilitiesFollowServerPersistence(t *testing.T) {
-	c := needBroker(t, sharedAddr)
+	c := brokertest.Redis(t)
 	_ = prefix(t, c)
-	b, _ := openBus(t, testConfig(sharedAddr), bus.Require(bus.ConsumerGroups, bus.Replay, bus.ReplayByTime))
+	b, _ := openBus(t, testConfig(brokertest.RedisAddr), bus.Require(bus.ConsumerGroups, bus.Replay, bus.ReplayByTime))
 	caps := b.Capabilities()
 	assert.False(t, caps.Persistence, "the shared server keeps nothing on disk")
 	assert.Contains(t, caps.Notes[bus.Persistence], "appendonly is off")
@@ -160,11 +162,11 @@ func TestCapabilitiesFollowServerPersistence(t *testing.T) {
 	assert.False(t, caps.Pipelining)
 	assert.Equal(t, 1<<20, caps.MaxMessageBytes, "redis.publisher.max_message_bytes's default")
 
-	_, err := bus.OpenConfig(context.Background(), redisbackend.Name, testConfig(sharedAddr), bus.WithLogger(testLogger()), bus.Require(bus.Persistence))
+	_, err := bus.OpenConfig(context.Background(), redisbackend.Name, testConfig(brokertest.RedisAddr), bus.WithLogger(brokertest.Logger()), bus.Require(bus.Persistence))
 	require.ErrorIs(t, err, bus.ErrNotSupported)
 	assert.Contains(t, err.Error(), "backend redis: persistence (none: appendonly is off")
 
-	srv := startServer(t, true)
+	srv := brokertest.StartRedisServer(t, brokertest.RedisServerOptions{Persist: true})
 	pb, _ := openBus(t, testConfig(srv.Addr()), bus.Require(bus.Persistence))
 	assert.Contains(t, pb.Capabilities().Notes[bus.Persistence], "appendonly yes, appendfsync always")
 
@@ -180,8 +182,8 @@ func TestOpenFailsClearlyWhenRedisIsDown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("dials a closed port; skipped with -short")
 	}
-	cfg := testConfig("127.0.0.1:" + strconv.Itoa(freePort(t)))
-	_, err := bus.OpenConfig(context.Background(), redisbackend.Name, cfg, bus.WithLogger(testLogger()))
+	cfg := testConfig("127.0.0.1:" + strconv.Itoa(brokertest.FreePort(t)))
+	_, err := bus.OpenConfig(context.Background(), redisbackend.Name, cfg, bus.WithLogger(brokertest.Logger()))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "connect to redis ["+cfg.Addrs[0]+"]")
 }
@@ -191,9 +193,9 @@ func TestOpenFailsClearlyWhenRedisIsDown(t *testing.T) {
 // (XAUTOCLAIM): each must still be handed out once. Before the fix both paths delivered them
 // (12 entries, 17 deliveries), two copies at once with max_in_flight > 1.
 func TestOwnIdlePendingDeliveredOnce(t *testing.T) {
-	c := needBroker(t, sharedAddr)
+	c := brokertest.Redis(t)
 	topic := prefix(t, c) + "own-idle"
-	cfg := testConfig(sharedAddr)
+	cfg := testConfig(brokertest.RedisAddr)
 	cfg.Consumer.ConsumerName = "pod-1"
 	cfg.Consumer.MinIdle = 200 * time.Millisecond
 	cfg.Consumer.ClaimInterval = 50 * time.Millisecond
@@ -229,7 +231,7 @@ func TestOwnIdlePendingDeliveredOnce(t *testing.T) {
 	seen := map[string]int{}
 	var out []*message.Message // held unacked, so that a second copy would be out at the same time
 	for len(seen) < n {
-		m := receive(t, ctx, msgs)
+		m := bustest.Receive(t, ctx, msgs)
 		pos, ok := bus.PositionOf(m)
 		require.True(t, ok)
 		seen[pos.Coordinates]++
@@ -260,7 +262,7 @@ wait:
 // on every stream it read; a stream that reading a missing topic created, still empty, goes
 // with it. A stream with entries stays, and so do other groups.
 func TestTemporaryGroupRemovedOnClose(t *testing.T) {
-	c := needBroker(t, sharedAddr)
+	c := brokertest.Redis(t)
 	p := prefix(t, c)
 	withData, missing := p+"with-data", p+"missing"
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -268,7 +270,7 @@ func TestTemporaryGroupRemovedOnClose(t *testing.T) {
 	require.NoError(t, c.XAdd(ctx, &goredis.XAddArgs{Stream: withData, Values: map[string]any{"payload": "x"}}).Err())
 	require.NoError(t, c.XGroupCreate(ctx, withData, "service", "0").Err())
 
-	cfg := testConfig(sharedAddr)
+	cfg := testConfig(brokertest.RedisAddr)
 	b, _ := openBus(t, cfg, bus.WithTemporaryGroup("eventbus-cli-tmp"))
 	for _, topic := range []string{withData, missing} {
 		_, err := b.Subscriber.Subscribe(ctx, topic)

@@ -12,12 +12,14 @@ import (
 
 	redisbackend "github.com/eventbus-go/eventbus/backends/redis"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/bustest"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 // An entry written the way edx-event-bus-redis writes it (here with a raw XADD) is consumed
 // like the bus's own, with every attribute intact.
 func TestOpenEdXEntryReadThroughBus(t *testing.T) {
-	c := needBroker(t, sharedAddr)
+	c := brokertest.Redis(t)
 	topic := prefix(t, c) + "enrollments"
 	data := []byte{0x00, 0x01, 'a', 0xff} // Avro bytes in Open edX; passed untouched
 	id, err := c.XAdd(context.Background(), &goredis.XAddArgs{Stream: topic, Values: []any{
@@ -32,13 +34,13 @@ func TestOpenEdXEntryReadThroughBus(t *testing.T) {
 	}}).Result()
 	require.NoError(t, err)
 
-	cfg := testConfig(sharedAddr)
+	cfg := testConfig(brokertest.RedisAddr)
 	b, _ := openBus(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	msgs, err := b.Subscriber.Subscribe(ctx, topic)
 	require.NoError(t, err)
-	m := receive(t, ctx, msgs)
+	m := bustest.Receive(t, ctx, msgs)
 
 	assert.Equal(t, "5a8e2d1c-7b1f-4c3e-9d2a-0f6b8c4e1a2b", m.UUID)
 	assert.Equal(t, data, []byte(m.Payload))
@@ -60,9 +62,9 @@ func TestOpenEdXEntryReadThroughBus(t *testing.T) {
 
 // The bus's entries carry one field per attribute, readable with XRANGE and by Open edX.
 func TestBusEntryFieldsWithXRange(t *testing.T) {
-	c := needBroker(t, sharedAddr)
+	c := brokertest.Redis(t)
 	topic := prefix(t, c) + "enrollments"
-	b, _ := openBus(t, testConfig(sharedAddr))
+	b, _ := openBus(t, testConfig(brokertest.RedisAddr))
 	when := time.Date(2026, 11, 23, 12, 0, 0, 123456789, time.UTC)
 	require.NoError(t, b.Publish(context.Background(), topic, bus.Event{
 		ID: "evt-1", Type: "org.openedx.learning.course.enrollment.created.v1", Source: "openedx/lms/web",
@@ -91,9 +93,9 @@ func TestBusEntryFieldsWithXRange(t *testing.T) {
 }
 
 func TestReservedMetadataKeyRefused(t *testing.T) {
-	c := needBroker(t, sharedAddr)
+	c := brokertest.Redis(t)
 	topic := prefix(t, c) + "t"
-	b, _ := openBus(t, testConfig(sharedAddr))
+	b, _ := openBus(t, testConfig(brokertest.RedisAddr))
 	err := b.Publish(context.Background(), topic, bus.Event{Type: "t", Source: "s", Metadata: map[string]string{"event_data": "x"}})
 	require.ErrorIs(t, err, bus.ErrInvalidEvent)
 	assert.Contains(t, err.Error(), `metadata key "event_data" is a reserved stream field`)
@@ -110,24 +112,24 @@ func TestReservedMetadataKeyRefused(t *testing.T) {
 
 // An entry without an id is delivered, marked, never dropped; acking it clears it.
 func TestEntryWithoutIDIsDeliveredMarkedInvalid(t *testing.T) {
-	c := needBroker(t, sharedAddr)
+	c := brokertest.Redis(t)
 	topic := prefix(t, c) + "t"
 	entryID, err := c.XAdd(context.Background(), &goredis.XAddArgs{Stream: topic, Values: []any{"type", "x", "event_data", "{}"}}).Result()
 	require.NoError(t, err)
 	_, err = c.XAdd(context.Background(), &goredis.XAddArgs{Stream: topic, Values: []any{"id", "good", "type", "x", "source", "s", "event_data", "{}"}}).Result()
 	require.NoError(t, err)
 
-	b, sub := openBus(t, testConfig(sharedAddr))
+	b, sub := openBus(t, testConfig(brokertest.RedisAddr))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	msgs, err := b.Subscriber.Subscribe(ctx, topic)
 	require.NoError(t, err)
-	bad := receive(t, ctx, msgs)
+	bad := bustest.Receive(t, ctx, msgs)
 	assert.Equal(t, "redis:"+topic+"/"+entryID, bad.UUID)
 	assert.Equal(t, `stream entry has no "id" field`, bad.Metadata.Get(bus.HeaderInvalidReason))
 	assert.Equal(t, "x", bad.Metadata.Get(bus.HeaderType), "what the entry has is kept")
 	bad.Ack()
-	good := receive(t, ctx, msgs)
+	good := bustest.Receive(t, ctx, msgs)
 	assert.Equal(t, "good", good.UUID)
 	assert.Empty(t, good.Metadata.Get(bus.HeaderInvalidReason))
 	good.Ack()

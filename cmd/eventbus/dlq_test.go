@@ -21,6 +21,7 @@ import (
 	"github.com/eventbus-go/eventbus/backends/kafka/embedded"
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 	"github.com/eventbus-go/eventbus/middleware"
 	"github.com/eventbus-go/eventbus/router"
 )
@@ -56,7 +57,7 @@ func TestDLQRoundTrip(t *testing.T) {
 		})
 	})
 	t.Run("redis", func(t *testing.T) {
-		c := redisForCLI(t)
+		c := brokertest.Redis(t)
 		cfgPath := writeFile(t, "eventbus.yaml", redisCLIConfig+"  consumer_group: billing\n"+router)
 		topic := testDLQRoundTrip(t, cfgPath, func(topic string, _ int) string {
 			return regexp.QuoteMeta("redis "+topic+" ") + `\d+-\d+ \(group billing\)`

@@ -94,18 +94,18 @@ func publishStreaming(t *testing.T, cfg, topic string, lines ...string) {
 	require.NoError(t, err)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	var errOut bytes.Buffer
-	cmd.Stderr = &syncWriter{w: &errOut}
+	var errOut brokertest.SyncBuffer
+	cmd.Stderr = &errOut
 	require.NoError(t, cmd.Start())
 	got := bufio.NewScanner(stdout)
 	for _, l := range lines {
 		_, err := io.WriteString(stdin, l+"\n")
 		require.NoError(t, err)
-		require.True(t, got.Scan(), "no output for %s; stderr: %s", l, readSync(&errOut))
+		require.True(t, got.Scan(), "no output for %s; stderr: %s", l, errOut.String())
 		assert.Contains(t, got.Text(), "published ")
 	}
 	require.NoError(t, stdin.Close())
-	require.NoError(t, cmd.Wait(), readSync(&errOut))
+	require.NoError(t, cmd.Wait(), errOut.String())
 }
 
 func TestConsumeFromAndExitAtEndOnKafka(t *testing.T) {
@@ -162,11 +162,11 @@ func TestExitCodes(t *testing.T) {
 	cmd := exec.Command(eventbusBinary(t), "consume", "--config", cfg, "--topic", "orders", "--count", "5")
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	var errOut bytes.Buffer
-	cmd.Stderr = &syncWriter{w: &errOut}
+	var errOut brokertest.SyncBuffer
+	cmd.Stderr = &errOut
 	require.NoError(t, cmd.Start())
 	got := bufio.NewScanner(stdout)
-	require.True(t, got.Scan(), "no event printed; stderr: %s", readSync(&errOut))
+	require.True(t, got.Scan(), "no event printed; stderr: %s", errOut.String())
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	for got.Scan() {
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus-go/eventbus/backends/kafka/embedded"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
 // cli runs one command line in-process and returns its exit code, stdout and stderr.
@@ -219,12 +220,13 @@ func TestConfigPrintRedactsSecretsAndShowsDefaults(t *testing.T) {
 func TestDevServesUntilCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
-	var out, errOut bytes.Buffer
+	var out brokertest.SyncBuffer
+	var errOut bytes.Buffer
 	done := make(chan int)
 	go func() {
-		done <- run(ctx, []string{"dev", "--port", "0", "--data-dir", dir}, strings.NewReader(""), &syncWriter{w: &out}, &errOut)
+		done <- run(ctx, []string{"dev", "--port", "0", "--data-dir", dir}, strings.NewReader(""), &out, &errOut)
 	}()
-	require.Eventually(t, func() bool { return strings.Contains(readSync(&out), "listening on 127.0.0.1:") }, 30*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "listening on 127.0.0.1:") }, 30*time.Second, 20*time.Millisecond)
 	cancel()
 	select {
 	case code := <-done:
@@ -232,5 +234,5 @@ func TestDevServesUntilCancelled(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("dev did not stop on cancel")
 	}
-	assert.Contains(t, readSync(&out), "broker stopped")
+	assert.Contains(t, out.String(), "broker stopped")
 }

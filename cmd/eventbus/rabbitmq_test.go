@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -19,21 +17,7 @@ import (
 // rabbitmq` and a vhost of the test's own on the shared broker, deleted when the test ends.
 func rabbitmqConfig(t *testing.T, extra ...string) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs the RabbitMQ broker on 127.0.0.1:5672; skipped under -short")
-	}
-	conn, err := amqp.DialConfig("amqp://guest:guest@127.0.0.1:5672/%2f", amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
-	require.NoError(t, err, "RabbitMQ does not answer on 127.0.0.1:5672 as guest/guest (start it with scripts/brokers.sh rabbitmq)")
-	_ = conn.Close()
-	vhost := "eventbus-cli-test-" + watermill.NewShortUUID()
-	ctl := func(args ...string) {
-		t.Helper()
-		out, err := exec.Command("rabbitmqctl", append([]string{"-n", "rabbit@localhost"}, args...)...).CombinedOutput()
-		require.NoError(t, err, "rabbitmqctl %v: %s", args, out)
-	}
-	ctl("add_vhost", vhost)
-	t.Cleanup(func() { ctl("delete_vhost", vhost) })
-	ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+	vhost := brokertest.RabbitMQVhost(t)
 	return writeFile(t, "eventbus.yaml", fmt.Sprintf("backend: rabbitmq\nrabbitmq:\n  vhost: %s\n", vhost)+strings.Join(extra, ""))
 }
 
@@ -43,7 +27,7 @@ func TestDemoOnRabbitMQ(t *testing.T) {
 	defer cancel()
 	code, out, errOut := cli(t, ctx, "", "demo", "--config", cfg, "--events", "120", "--keys", "10")
 	require.Equal(t, 0, code, "stderr: %s", errOut)
-	assert.Contains(t, out, "eventbus demo on rabbitmq (brokers [amqp://127.0.0.1:5672/eventbus-cli-test-")
+	assert.Contains(t, out, "eventbus demo on rabbitmq (brokers [amqp://127.0.0.1:5672/eventbus-test-")
 	assert.Regexp(t, `handled\s+120 events`, out)
 	assert.Regexp(t, `\.enrollments\s+80\s+80\s+10\s+held`, out)
 	assert.Regexp(t, `\.certificates\s+40\s+40\s+10\s+held`, out)

@@ -9,32 +9,17 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	goredis "github.com/redis/go-redis/v9"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// redisForCLI returns a client to the shared Redis (127.0.0.1:6379), skipping under -short and
-// failing clearly when it does not answer.
-func redisForCLI(t *testing.T) *goredis.Client {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("needs Redis at 127.0.0.1:6379; skipped with -short")
-	}
-	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
-	t.Cleanup(func() { _ = c.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	require.NoError(t, c.Ping(ctx).Err(), "Redis at 127.0.0.1:6379 does not answer: start it with scripts/brokers.sh ensure")
-	return c
-}
 
 const redisCLIConfig = "backend: redis\nredis:\n  addrs: [127.0.0.1:6379]\n"
 
 // `backend: redis` is the only change needed to run the demo's handlers on Redis. The demo
 // leaves none of its streams behind.
 func TestDemoOnRedis(t *testing.T) {
-	c := redisForCLI(t)
+	c := brokertest.Redis(t)
 	cfg := writeFile(t, "eventbus.yaml", redisCLIConfig)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -53,7 +38,7 @@ func TestDemoOnRedis(t *testing.T) {
 }
 
 func TestPublishThenConsumeOnRedis(t *testing.T) {
-	c := redisForCLI(t)
+	c := brokertest.Redis(t)
 	cfg := writeFile(t, "eventbus.yaml", redisCLIConfig)
 	topic := "eventbus-test:" + watermill.NewShortUUID() + ":enrollments"
 	t.Cleanup(func() { c.Del(context.Background(), topic) })

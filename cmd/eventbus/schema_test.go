@@ -158,7 +158,7 @@ func TestConsumePrintsAHandBuiltOpenEdXKafkaRecord(t *testing.T) {
 // framing), built by hand, is consumed and printed decoded; and one published by `eventbus
 // publish` in openedx mode carries the same event_data bytes.
 func TestOpenEdXRedisEntryConsumedAndPublishedByTheCLI(t *testing.T) {
-	c := redisForCLI(t)
+	c := brokertest.Redis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	topic := "eventbus-test:" + watermill.NewShortUUID() + ":enrollment"
@@ -199,14 +199,15 @@ func TestOpenEdXRedisEntryConsumedAndPublishedByTheCLI(t *testing.T) {
 // `eventbus dev --schema-registry` serves a registry beside the broker until interrupted.
 func TestDevServesASchemaRegistry(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut bytes.Buffer
+	var out brokertest.SyncBuffer
+	var errOut bytes.Buffer
 	done := make(chan int)
 	go func() {
-		done <- run(ctx, []string{"dev", "--port", "0", "--schema-registry", "127.0.0.1:0"}, strings.NewReader(""), &syncWriter{w: &out}, &errOut)
+		done <- run(ctx, []string{"dev", "--port", "0", "--schema-registry", "127.0.0.1:0"}, strings.NewReader(""), &out, &errOut)
 	}()
 	url := regexp.MustCompile(`schema registry listening on (http://\S+)`)
-	require.Eventually(t, func() bool { return url.MatchString(readSync(&out)) }, 30*time.Second, 20*time.Millisecond)
-	client, err := schema.NewRegistry(url.FindStringSubmatch(readSync(&out))[1], schema.RegistryOptions{})
+	require.Eventually(t, func() bool { return url.MatchString(out.String()) }, 30*time.Second, 20*time.Millisecond)
+	client, err := schema.NewRegistry(url.FindStringSubmatch(out.String())[1], schema.RegistryOptions{})
 	require.NoError(t, err)
 	_, err = client.Register(context.Background(), "t-string", `"string"`)
 	require.NoError(t, err)

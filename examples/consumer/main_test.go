@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -27,9 +26,7 @@ import (
 // a different config file per broker. On each it handles a published enrollment and exits
 // cleanly on SIGTERM.
 func TestConsumerOnEveryBackend(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "consumer")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	bin := brokertest.BuildBinary(t, "consumer")
 
 	for _, tc := range []struct {
 		backend string
@@ -74,19 +71,14 @@ func runConsumer(t *testing.T, bin, cfgPath, topic string) {
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	var (
-		mu   sync.Mutex
-		logs bytes.Buffer
-	)
+	var logs brokertest.SyncBuffer
 	handled, readAll := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(readAll)
 		sc := bufio.NewScanner(stderr)
 		once := sync.Once{}
 		for sc.Scan() {
-			mu.Lock()
-			logs.WriteString(sc.Text() + "\n")
-			mu.Unlock()
+			_, _ = logs.Write([]byte(sc.Text() + "\n"))
 			if strings.Contains(sc.Text(), "enrollment") && strings.Contains(sc.Text(), id) {
 				once.Do(func() { close(handled) })
 			}
@@ -95,15 +87,11 @@ func runConsumer(t *testing.T, bin, cfgPath, topic string) {
 	select {
 	case <-handled:
 	case <-ctx.Done():
-		mu.Lock()
-		defer mu.Unlock()
 		t.Fatalf("the consumer did not handle event %s; its log:\n%s", id, logs.String())
 	}
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	<-readAll // the pipe's end: Wait closes it, so every line is read first
 	err = cmd.Wait()
-	mu.Lock()
-	defer mu.Unlock()
 	assert.NoError(t, err, "the consumer did not exit cleanly on SIGTERM; its log:\n%s", logs.String())
 	assert.Contains(t, logs.String(), `user=1 course=course-v1:edX+DemoX+Demo`)
 }

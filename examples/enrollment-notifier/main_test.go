@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,39 +20,16 @@ import (
 	_ "github.com/eventbus-go/eventbus/backends/kafka"
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 	"github.com/eventbus-go/eventbus/router"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestServesEndpointsOnEmbeddedBroker builds the service and runs it as a process against the
 // in-process Kafka broker, configured by the environment variables the manifests set: it
 // becomes ready, serves metrics Prometheus can parse, and exits 0 on SIGTERM.
 func TestServesEndpointsOnEmbeddedBroker(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "enrollment-notifier")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
+	bin := brokertest.BuildBinary(t, "enrollment-notifier")
+	addr := brokertest.ClosedPort(t)
 	cfgPath := filepath.Join(t.TempDir(), "eventbus.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, fmt.Appendf(nil, `backend: kafka
 kafka: {embedded: true, consumer_group: enrollment-notifier}
@@ -66,7 +41,7 @@ router:
 
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "EVENTBUS_CONFIG="+cfgPath, "EVENTBUS_TOPIC=enrollments")
-	stderr := &syncBuffer{}
+	stderr := &brokertest.SyncBuffer{}
 	cmd.Stderr = stderr
 	require.NoError(t, cmd.Start())
 	done := make(chan error, 1)

@@ -3,7 +3,6 @@ package embedded_test
 import (
 	"context"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
@@ -13,15 +12,8 @@ import (
 	"github.com/eventbus-go/eventbus/backends/kafka"
 	"github.com/eventbus-go/eventbus/backends/kafka/embedded"
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 func openBus(t *testing.T, addr, group string) *bus.Bus {
 	t.Helper()
@@ -38,7 +30,7 @@ func openBus(t *testing.T, addr, group string) *bus.Bus {
 // TestDataDirSurvivesRestart is `eventbus dev --data-dir`: records and a group's committed
 // offset written before a restart are there after it.
 func TestDataDirSurvivesRestart(t *testing.T) {
-	dir, port := t.TempDir(), freePort(t)
+	dir, port := t.TempDir(), brokertest.FreePort(t)
 	broker, err := embedded.Start(embedded.Options{Port: port, DataDir: dir})
 	require.NoError(t, err)
 	addr := broker.Addrs()[0]
