@@ -23,6 +23,7 @@ func TestLagIsQueueDepth(t *testing.T) {
 	cfg := testConfig(url)
 	cfg.ConsumerGroup = "lms"
 	cfg.Consumer.Prefetch = 1
+	cfg.Publisher.DeclareGroups = []string{"lms"} // its queue keeps messages from the first publish
 	b := openBackend(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -36,7 +37,7 @@ func TestLagIsQueueDepth(t *testing.T) {
 	}
 	parts, err = b.Lag(ctx, topic)
 	require.NoError(t, err)
-	assert.EqualValues(t, 3, parts[0].Lag, "the publisher declares the group's queue (publisher.declare_consumer_group)")
+	assert.EqualValues(t, 3, parts[0].Lag, "the publisher declares the group's queue (publisher.declare_groups)")
 
 	msgs, err := b.Subscriber.Subscribe(ctx, topic)
 	require.NoError(t, err)
