@@ -56,10 +56,11 @@ type Stats struct {
 	LostUnknown     uint64 // DataLoss reports whose number of lost entries Redis could not tell
 	ConsumersReaped uint64 // idle consumers without pending entries removed from groups
 	AckErrors       uint64 // XACK calls that failed (retried until DrainTimeout on Close)
+	Released        uint64 // unacked entries made claimable by others when a subscription ended
 }
 
 type counters struct {
-	read, claimed, delivered, acked, nacked, invalid, recreated, lost, lostUnknown, reaped, ackErrors atomic.Uint64
+	read, claimed, delivered, acked, nacked, invalid, recreated, lost, lostUnknown, reaped, ackErrors, released atomic.Uint64
 }
 
 // Subscriber reads Redis streams through a consumer group. It implements Watermill's
@@ -116,7 +117,7 @@ func (s *Subscriber) Stats() Stats {
 		Read: s.n.read.Load(), Claimed: s.n.claimed.Load(), Delivered: s.n.delivered.Load(),
 		Acked: s.n.acked.Load(), Nacked: s.n.nacked.Load(), Invalid: s.n.invalid.Load(),
 		GroupsRecreated: s.n.recreated.Load(), LostEntries: s.n.lost.Load(), LostUnknown: s.n.lostUnknown.Load(),
-		ConsumersReaped: s.n.reaped.Load(), AckErrors: s.n.ackErrors.Load(),
+		ConsumersReaped: s.n.reaped.Load(), AckErrors: s.n.ackErrors.Load(), Released: s.n.released.Load(),
 	}
 }
 
@@ -231,7 +232,8 @@ func (s *Subscriber) isClosed() bool {
 }
 
 // Close ends every subscription, waits up to DrainTimeout for messages already handed out to be
-// acked or nacked, and flushes their acks to Redis before returning. A temporary group is then
+// acked or nacked (their contexts stay alive meanwhile), flushes their acks to Redis, and makes
+// the entries read but not acked claimable by the group's other consumers at once. A temporary group is then
 // destroyed on every stream it read, and a stream left empty and without groups is deleted
 // (the stream a read of a missing topic created). It does not close the Redis client. Safe to
 // call more than once.
