@@ -35,15 +35,16 @@ type subscriber struct {
 	startFrom string // stream queues: oldest or newest
 	logger    *slog.Logger
 
-	mu      sync.Mutex
-	closed  bool
-	closing chan struct{}
-	subs    sync.WaitGroup
+	mu        sync.Mutex
+	closed    bool
+	closing   chan struct{}
+	closeDone chan struct{} // closed when the first Close has returned
+	subs      sync.WaitGroup
 }
 
 func newSubscriber(conn *Connection, topo topology, cfg ConsumerConfig, rc ReconnectConfig, group string, temporary bool, startFrom string, logger *slog.Logger) *subscriber {
 	return &subscriber{conn: conn, topo: topo, cfg: cfg, rc: rc, group: group, temporary: temporary,
-		startFrom: startFrom, logger: logger, closing: make(chan struct{})}
+		startFrom: startFrom, logger: logger, closing: make(chan struct{}), closeDone: make(chan struct{})}
 }
 
 // Subscribe declares topic's queue for the group (exchange, queue, binding), starts consuming
@@ -100,11 +101,13 @@ func (s *subscriber) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		<-s.closeDone // a later call returns once the first has drained, as Bus.Close relies on
 		return nil
 	}
 	s.closed = true
 	close(s.closing)
 	s.mu.Unlock()
+	defer close(s.closeDone)
 	s.subs.Wait()
 	s.topo.deleteTemporary(s.conn, s.logger)
 	return s.conn.Close()

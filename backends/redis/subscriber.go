@@ -73,11 +73,12 @@ type Subscriber struct {
 	startID string
 	logger  *slog.Logger
 
-	mu      sync.Mutex
-	closed  bool
-	closing chan struct{}
-	subs    sync.WaitGroup
-	active  map[*subscription]struct{}
+	mu        sync.Mutex
+	closed    bool
+	closing   chan struct{}
+	closeDone chan struct{} // closed when the first Close has returned
+	subs      sync.WaitGroup
+	active    map[*subscription]struct{}
 	// temporary marks the group as throwaway (driver.Options.TemporaryGroup): Close destroys it
 	// on every stream in streams, where it was created or found.
 	temporary bool
@@ -105,7 +106,7 @@ func NewSubscriber(client redis.UniversalClient, cfg Config, logger *slog.Logger
 		group:   cfg.ConsumerGroup,
 		startID: start,
 		logger:  logger,
-		closing: make(chan struct{}),
+		closing: make(chan struct{}), closeDone: make(chan struct{}),
 		active:  map[*subscription]struct{}{},
 		streams: map[string]struct{}{},
 	}, nil
@@ -241,11 +242,13 @@ func (s *Subscriber) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		<-s.closeDone // a later call returns once the first has drained, as Bus.Close relies on
 		return nil
 	}
 	s.closed = true
 	close(s.closing)
 	s.mu.Unlock()
+	defer close(s.closeDone)
 	s.subs.Wait()
 	if s.temporary {
 		s.destroyGroup()
