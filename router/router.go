@@ -108,8 +108,8 @@ func New(b *bus.Bus, cfg Config, opts ...Option) (*Router, error) {
 // keepOpen passes Subscribe through and ignores Close. Watermill's router closes a handler's
 // subscriber the moment it starts closing, beside cancelling the subscription's context and
 // before its running handlers have returned: a subscriber closed then may drop the acks of
-// handlers that finish during the drain (Watermill's Kafka subscriber discards them; RabbitMQ
-// closes the channel they would travel on). The cancelled context alone makes each backend
+// handlers that finish during the drain (Watermill's Kafka subscriber, kafka.consumer.
+// max_in_flight 0, discards them). The cancelled context alone makes each backend
 // stop taking messages and drain those out, with their contexts alive, for its drain_timeout;
 // the bus's Close, after Run, closes the subscriber once that is done. The subscriber is the
 // bus's, possibly shared with other routers, so it is not the router's to close anyway.
