@@ -51,9 +51,10 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // with the embedded router's AddConsumerHandler / AddHandler and the bus's Subscriber, as usual;
 // every handler gets the chain, and, on a backend that pipelines, per-key ordering.
 //
-// Run it with Run(ctx); cancelling ctx (signal.NotifyContext on SIGTERM, say) drains running
-// handlers for up to close_timeout, then closes. The router does not close the bus: close it
-// after Run returns.
+// Run it with Run(ctx); cancelling ctx (signal.NotifyContext on SIGTERM, say) drains: the
+// subscriptions stop taking messages, running handlers get up to close_timeout to finish, with
+// their contexts alive, and their acks reach the broker (within the backend's drain_timeout).
+// The router does not close the bus or its subscriber: close the bus after Run returns.
 type Router struct {
 	*message.Router
 
@@ -113,8 +114,22 @@ func New(b *bus.Bus, cfg Config, opts ...Option) (*Router, error) {
 		}
 		wr.AddSubscriberDecorators(ord.Decorate)
 	}
+	// Last, so outermost: Watermill's Close never reaches the bus's subscriber (or Ordering).
+	wr.AddSubscriberDecorators(func(sub message.Subscriber) (message.Subscriber, error) { return keepOpen{sub}, nil })
 	return r, nil
 }
+
+// keepOpen passes Subscribe through and ignores Close. Watermill's router closes a handler's
+// subscriber the moment it starts closing, beside cancelling the subscription's context and
+// before its running handlers have returned: a subscriber closed then may drop the acks of
+// handlers that finish during the drain (Watermill's Kafka subscriber, kafka.consumer.
+// max_in_flight 0, discards them). The cancelled context alone makes each backend
+// stop taking messages and drain those out, with their contexts alive, for its drain_timeout;
+// the bus's Close, after Run, closes the subscriber once that is done. The subscriber is the
+// bus's, possibly shared with other routers, so it is not the router's to close anyway.
+type keepOpen struct{ message.Subscriber }
+
+func (keepOpen) Close() error { return nil }
 
 // Chain returns the handler middleware that cfg describes, outermost first:
 //

@@ -84,22 +84,28 @@ type ConsumerConfig struct {
 	// (Kafka's auto.offset.reset earliest/latest). Default: "oldest", so a new consumer misses
 	// nothing the topic retains.
 	StartFrom string `yaml:"start_from"`
-	// MaxInFlight picks the subscriber. 0 uses Watermill's Kafka subscriber, which hands out a
-	// partition's next record only after the previous one is acked. A positive value uses
-	// eventbus's pipelined consumer-group subscriber: it hands out up to MaxInFlight records
-	// per partition beyond the last committed offset, acks each on its own and commits a
-	// partition's offset only up to the first record not yet acked, so handlers can run in
-	// parallel (router.ordering.concurrency) without giving up at-least-once. It bounds the
-	// records held per partition; a crashed consumer's successor handles again at most these
-	// plus what was acked since the last commit (every commit_interval).
-	// Needs consumer_group. Default: 0.
+	// MaxInFlight picks the subscriber and bounds how many records per partition it hands out
+	// before earlier ones are acked. A positive value (the default, 1) uses eventbus's
+	// pipelined consumer-group subscriber: it hands out up to MaxInFlight records per partition
+	// beyond the first one not yet acked, acks each on its own and commits a partition's
+	// offset only up to the first record not yet acked, so handlers can run in parallel
+	// (router.ordering.concurrency, with MaxInFlight above 1) without giving up at-least-once;
+	// a crashed consumer's successor handles again at most these plus what was acked since the
+	// last commit (every commit_interval). On close it drains (see DrainTimeout). 1 hands a
+	// partition's records out one at a time, in order. 0 uses Watermill's Kafka subscriber
+	// instead, which also hands them out one at a time but, on close, drops the record in a
+	// handler (its ack is not committed, and the next consumer handles it again) and may
+	// lose the mark of one acked just before. Without a consumer_group, Watermill's subscriber
+	// is used whatever the value. Default: 1.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// NackDelay is the pause before a nacked message is handed out again. Default: 100ms.
 	NackDelay time.Duration `yaml:"nack_delay"`
-	// DrainTimeout is how long the pipelined subscriber waits, when it closes or loses a
-	// partition in a rebalance, for records already handed out to be acked so their offsets
-	// are committed; then their contexts are cancelled. Under rebalance_timeout when
-	// max_in_flight is set. Default: 5s.
+	// DrainTimeout is how long the pipelined subscriber waits, when it closes (or the
+	// subscription's context ends) or loses a partition in a rebalance, for records already
+	// handed out to be acked so their offsets are committed; their contexts stay alive until
+	// then, and are cancelled after. Records fetched but not handed out are not committed: the
+	// partition's next owner starts at them. Under rebalance_timeout when max_in_flight is
+	// positive. Default: 5s.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 
 	// SessionTimeout is how long the group waits for a silent member before rebalancing.
@@ -197,6 +203,7 @@ func DefaultConfig() *Config {
 		},
 		Consumer: ConsumerConfig{
 			StartFrom:         "oldest",
+			MaxInFlight:       1,
 			SessionTimeout:    10 * time.Second,
 			HeartbeatInterval: 3 * time.Second,
 			RebalanceTimeout:  60 * time.Second,
@@ -262,12 +269,9 @@ func (c *Config) Validate() error {
 	if c.Consumer.MaxInFlight < 0 {
 		add("consumer.max_in_flight", "must not be negative (0 selects Watermill's subscriber)")
 	}
-	if c.Consumer.MaxInFlight > 0 && c.ConsumerGroup == "" {
-		add("consumer.max_in_flight", "the pipelined subscriber needs a consumer_group")
-	}
 	if c.Consumer.DrainTimeout <= 0 {
 		add("consumer.drain_timeout", "must be positive")
-	} else if c.Consumer.MaxInFlight > 0 && c.Consumer.DrainTimeout >= c.Consumer.RebalanceTimeout {
+	} else if c.Consumer.MaxInFlight > 0 && c.ConsumerGroup != "" && c.Consumer.DrainTimeout >= c.Consumer.RebalanceTimeout {
 		add("consumer.drain_timeout", "must be under consumer.rebalance_timeout (%s)", c.Consumer.RebalanceTimeout)
 	}
 	if c.Consumer.HeartbeatInterval*3 > c.Consumer.SessionTimeout {

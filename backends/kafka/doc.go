@@ -6,8 +6,10 @@
 //	import _ "github.com/eventbus-go/eventbus/backends/kafka"
 //
 // The client is watermill-kafka v3 on github.com/IBM/sarama (the maintained Sarama; Bus.As
-// gives its *sarama.Config). With kafka.consumer.max_in_flight above 0 the subscriber is this
-// package's own pipelined consumer-group subscriber, on Sarama directly. Package embedded runs
+// gives its *sarama.Config). With a consumer group and kafka.consumer.max_in_flight above 0
+// (the default is 1) the subscriber is this package's own pipelined consumer-group subscriber,
+// on Sarama directly: it drains on close, committing what handlers ack meanwhile, where
+// Watermill's (max_in_flight 0) drops the record in a handler. Package embedded runs
 // an in-process Kafka-protocol broker for development (`eventbus dev` serves one on
 // 127.0.0.1:9092) and tests.
 //

@@ -135,7 +135,10 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		return nil, errors.Join(err, closeAll())
 	}
 	var sub message.Subscriber
-	pipelined := cfg.Consumer.MaxInFlight > 0
+	// The pipelined subscriber with a window of 1 hands records out one at a time, as
+	// Watermill's does, but drains on close: it is the default whenever there is a group.
+	pipelined := cfg.Consumer.MaxInFlight > 0 && cfg.ConsumerGroup != ""
+	parallel := pipelined && cfg.Consumer.MaxInFlight > 1
 	if pipelined {
 		sub = newPipelineSubscriber(&cfg, sc, logger)
 	} else {
@@ -155,20 +158,20 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 	persistent := !cfg.Embedded || cfg.EmbeddedDataDir != ""
 	caps := driver.Capabilities{
 		ConsumerGroups:  true,
-		PerKeyOrdering:  !pipelined,
+		PerKeyOrdering:  !parallel,
 		Persistence:     persistent,
 		Replay:          true,
 		ReplayByTime:    true,
-		Pipelining:      pipelined,
+		Pipelining:      parallel,
 		MaxMessageBytes: cfg.Publisher.MaxMessageBytes,
 		Notes: map[driver.Capability]string{
 			driver.PerKeyOrdering: "records of one key go to one partition; order holds per partition",
-			driver.Pipelining:     "set kafka.consumer.max_in_flight to use the pipelined subscriber",
+			driver.Pipelining:     "set kafka.consumer.max_in_flight above 1",
 			driver.Replay:         "from the oldest offset the topic retains (retention.ms bounds it)",
 			driver.ReplayByTime:   "a new consumer group starts at a time (bus.WithStartAt) or at partition:offset (bus.WithStartPosition), through offsets for times",
 		},
 	}
-	if pipelined {
+	if parallel {
 		caps.Notes[driver.Pipelining] = fmt.Sprintf("up to %d records per partition beyond the committed offset", cfg.Consumer.MaxInFlight)
 		caps.Notes[driver.PerKeyOrdering] = "the pipelined subscriber hands a key's records out in offset order but does not wait for acks, so a nacked record comes back after later ones; the ordering middleware (router.ordering) restores per-key order on top of it"
 	}

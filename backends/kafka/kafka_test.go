@@ -104,7 +104,7 @@ func TestCapabilities(t *testing.T) {
 
 func TestKeyPicksPartition(t *testing.T) {
 	addr := brokertest.StartKafka(t, 1)
-	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, "kafka:\n  brokers: [%s]\n  topics: {partitions: 4}\n", addr))
+	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, "kafka:\n  brokers: [%s]\n  topics: {partitions: 4}\n  consumer: {max_in_flight: 0}\n", addr))
 	require.NoError(t, err)
 	b, err := bus.Open(context.Background(), cfg, bus.WithLogger(brokertest.Logger()))
 	require.NoError(t, err)

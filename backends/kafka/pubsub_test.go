@@ -37,6 +37,7 @@ func TestPubSub(t *testing.T) {
 		cfg.Consumer.SessionTimeout = 3 * time.Second
 		cfg.Consumer.HeartbeatInterval = 500 * time.Millisecond
 		cfg.Consumer.RebalanceTimeout = 3 * time.Second
+		cfg.Consumer.DrainTimeout = time.Second
 		b, err := bus.OpenConfig(context.Background(), "kafka", cfg, bus.WithLogger(brokertest.Logger()))
 		require.NoError(t, err)
 		return b.Publisher, b.Subscriber

@@ -210,10 +210,6 @@ type PublisherConfig struct {
 }
 
 // ConsumerConfig is rabbitmq.consumer.
-//
-// It has no drain_timeout, unlike the kafka: and redis: sections: Close does not wait for
-// messages already handed out to be settled. Their channel closes, and the broker requeues
-// every message it has not received an ack for.
 type ConsumerConfig struct {
 	// StartFrom is where a subscription to a stream queue (queue.type: stream) starts reading:
 	// "oldest" (x-stream-offset first) or "newest" (next). AMQP consumers of a stream have no
@@ -230,6 +226,12 @@ type ConsumerConfig struct {
 	// may give it to another instance), or, with a single active consumer or a stream, handed
 	// out again in place so that order is kept. Default: 100ms.
 	NackDelay time.Duration `yaml:"nack_delay"`
+	// DrainTimeout is how long Close, or the end of a subscription's context, waits for
+	// messages already handed out to be acked or nacked, keeping their channel open (so that
+	// the settle reaches the broker) and their contexts alive. Then the channel closes, and
+	// the broker requeues every message it has no ack for: those still in a handler and those
+	// prefetched but never handed out. Default: 10s.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
 
 	// Prefetch is the channel's QoS prefetch count: how many unacked messages the broker sends
 	// ahead, so the next message is already here when a handler acks. Default: 100.
@@ -282,7 +284,7 @@ func DefaultConfig() *Config {
 			Timeout:         30 * time.Second,
 			MaxMessageBytes: 1 << 20,
 		},
-		Consumer: ConsumerConfig{StartFrom: "oldest", Prefetch: 100, MaxInFlight: 1, NackDelay: 100 * time.Millisecond},
+		Consumer: ConsumerConfig{StartFrom: "oldest", Prefetch: 100, MaxInFlight: 1, NackDelay: 100 * time.Millisecond, DrainTimeout: 10 * time.Second},
 	}
 }
 
@@ -463,6 +465,9 @@ func (c *Config) Validate() error {
 		add("consumer.max_in_flight", "must be at least 1")
 	} else if c.Consumer.Prefetch >= 1 && c.Consumer.MaxInFlight > c.Consumer.Prefetch {
 		add("consumer.max_in_flight", "%d: must be at most consumer.prefetch (%d)", c.Consumer.MaxInFlight, c.Consumer.Prefetch)
+	}
+	if c.Consumer.DrainTimeout <= 0 {
+		add("consumer.drain_timeout", "must be positive, e.g. 10s")
 	}
 	if c.Consumer.NackDelay < 0 {
 		add("consumer.nack_delay", "must not be negative")

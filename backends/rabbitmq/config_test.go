@@ -84,7 +84,7 @@ rabbitmq:
 func TestSharedKeys(t *testing.T) {
 	cfg, err := config.Parse("test.yaml", []byte(`backend: rabbitmq
 rabbitmq:
-  consumer: {start_from: newest, max_in_flight: 4, nack_delay: 1s}
+  consumer: {start_from: newest, max_in_flight: 4, nack_delay: 1s, drain_timeout: 5s}
   publisher: {max_message_bytes: 65536}
 `))
 	require.NoError(t, err)
@@ -96,11 +96,11 @@ rabbitmq:
 	assert.Equal(t, time.Second, rc.Consumer.NackDelay)
 	assert.Equal(t, 65536, rc.Publisher.MaxMessageBytes)
 	assert.Equal(t, 1<<20, rabbitmq.DefaultConfig().Publisher.MaxMessageBytes)
-	// Close does not wait for handed-out messages (the broker requeues them), so there is no
-	// drain_timeout to set.
-	got := problems(t, "backend: rabbitmq\nrabbitmq:\n  consumer: {drain_timeout: 5s}\n")
+	assert.Equal(t, 5*time.Second, rc.Consumer.DrainTimeout)
+	assert.Equal(t, 10*time.Second, rabbitmq.DefaultConfig().Consumer.DrainTimeout)
+	got := problems(t, "backend: rabbitmq\nrabbitmq:\n  consumer: {drain_timeout: 0s}\n")
 	require.Len(t, got, 1)
-	assert.Contains(t, got[0], "test.yaml:3: rabbitmq.consumer.drain_timeout: unknown key")
+	assert.Contains(t, got[0], "test.yaml:3: rabbitmq.consumer.drain_timeout: must be positive")
 }
 
 func TestURLPasswordNeverShown(t *testing.T) {

@@ -35,15 +35,16 @@ type subscriber struct {
 	startFrom string // stream queues: oldest or newest
 	logger    *slog.Logger
 
-	mu      sync.Mutex
-	closed  bool
-	closing chan struct{}
-	subs    sync.WaitGroup
+	mu        sync.Mutex
+	closed    bool
+	closing   chan struct{}
+	closeDone chan struct{} // closed when the first Close has returned
+	subs      sync.WaitGroup
 }
 
 func newSubscriber(conn *Connection, topo topology, cfg ConsumerConfig, rc ReconnectConfig, group string, temporary bool, startFrom string, logger *slog.Logger) *subscriber {
 	return &subscriber{conn: conn, topo: topo, cfg: cfg, rc: rc, group: group, temporary: temporary,
-		startFrom: startFrom, logger: logger, closing: make(chan struct{})}
+		startFrom: startFrom, logger: logger, closing: make(chan struct{}), closeDone: make(chan struct{})}
 }
 
 // Subscribe declares topic's queue for the group (exchange, queue, binding), starts consuming
@@ -93,17 +94,20 @@ func (s *subscriber) SubscribeInitialize(topic string) error {
 	return classify("", err)
 }
 
-// Close ends every subscription (messages not yet acked go back to their queue), waits for
-// their goroutines and closes the consuming connection.
+// Close ends every subscription, draining each (see ConsumerConfig.DrainTimeout: messages
+// handed out get that long to be settled; those not acked then go back to their queue), and
+// closes the consuming connection.
 func (s *subscriber) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		<-s.closeDone // a later call returns once the first has drained, as Bus.Close relies on
 		return nil
 	}
 	s.closed = true
 	close(s.closing)
 	s.mu.Unlock()
+	defer close(s.closeDone)
 	s.subs.Wait()
 	s.topo.deleteTemporary(s.conn, s.logger)
 	return s.conn.Close()
@@ -213,19 +217,62 @@ func (sub *subscription) run(ctx context.Context, c *consumer) {
 
 // consume hands out c's deliveries until the channel is lost (returned as an error), ctx ends
 // or the subscriber closes (nil). At most MaxInFlight messages are out and not acked at once;
-// each is acked or nacked on its own.
+// each is acked or nacked on its own. After ctx ends or Close, it drains: no more deliveries
+// are handed out, and those out get DrainTimeout to be settled on the still open channel, with
+// their contexts alive. After a loss there is nothing to drain into: the broker has requeued
+// them already.
 func (sub *subscription) consume(ctx context.Context, c *consumer) error {
 	s := sub.s
-	slots := make(chan struct{}, s.cfg.MaxInFlight)
-	stop := make(chan struct{})
-	var handed sync.WaitGroup
-	defer handed.Wait()
-	defer close(stop)
+	d := drain{
+		stopping: make(chan struct{}),
+		abandon:  make(chan struct{}),
+	}
+	var cancelAlive context.CancelFunc
+	d.alive, cancelAlive = context.WithCancel(context.WithoutCancel(ctx))
+	lost := sub.handOut(ctx, c, &d)
+	close(d.stopping)
+	settled := make(chan struct{})
+	go func() { d.handed.Wait(); close(settled) }()
+	if lost == nil {
+		t := time.NewTimer(s.cfg.DrainTimeout)
+		select {
+		case <-settled:
+		case <-t.C:
+			sub.logger.Warn("drain_timeout passed with messages still in handlers; the broker requeues them", "queue", c.queue, "drain_timeout", s.cfg.DrainTimeout)
+		case e := <-c.closes:
+			lost = channelError(e)
+		}
+		t.Stop()
+	}
+	close(d.abandon)
+	cancelAlive()
+	<-settled
+	return lost
+}
 
+// drain is what consume shares with the goroutines settling the messages it handed out.
+type drain struct {
+	alive    context.Context // the base of message contexts: cancelled when the drain ends
+	stopping chan struct{}   // closed when consume stops handing out messages
+	abandon  chan struct{}   // closed when the drain ends: settles give up
+	handed   sync.WaitGroup
+}
+
+func (sub *subscription) handOut(ctx context.Context, c *consumer, dr *drain) error {
+	s := sub.s
+	slots := make(chan struct{}, s.cfg.MaxInFlight)
 	// With a single active consumer, or on a stream, a requeued message would come back behind
 	// those already prefetched (or, on a stream, not at all): hand it out again in place.
 	inPlace := s.topo.cfg.Queue.SingleActiveConsumer || s.topo.stream()
 	for {
+		// Stopping wins over a ready slot or delivery (select picks among ready cases at random).
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.closing:
+			return nil
+		default:
+		}
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
@@ -253,7 +300,7 @@ func (sub *subscription) consume(ctx context.Context, c *consumer) error {
 		if off, ok := d.Headers["x-stream-offset"].(int64); ok {
 			pos.Coordinates = StreamCoordinates(c.queue, off)
 		}
-		msg, done := sub.message(ctx, d, pos)
+		msg, done := sub.message(dr.alive, d, pos)
 		select {
 		case sub.out <- msg:
 		case <-ctx.Done():
@@ -266,11 +313,11 @@ func (sub *subscription) consume(ctx context.Context, c *consumer) error {
 			done() // not handed out; the broker requeues it with the channel
 			return channelError(e)
 		}
-		handed.Add(1)
+		dr.handed.Add(1)
 		go func() {
-			defer handed.Done()
+			defer dr.handed.Done()
 			defer func() { <-slots }()
-			sub.settle(ctx, d, msg, done, pos, inPlace, stop)
+			sub.settle(dr, d, msg, done, pos, inPlace)
 		}()
 	}
 }
@@ -288,8 +335,9 @@ func (sub *subscription) message(ctx context.Context, d amqp.Delivery, pos drive
 }
 
 // settle waits for the handler's ack or nack on msg and passes it to the broker on the channel
-// d came from. It gives up when the subscription stops: the broker then requeues d.
-func (sub *subscription) settle(ctx context.Context, d amqp.Delivery, msg *message.Message, done context.CancelFunc, pos driver.Position, inPlace bool, stop <-chan struct{}) {
+// d came from. It gives up when the drain ends: the broker then requeues d with the channel.
+// A nack while draining requeues at once, without the nack delay or a redelivery in place.
+func (sub *subscription) settle(dr *drain, d amqp.Delivery, msg *message.Message, done context.CancelFunc, pos driver.Position, inPlace bool) {
 	for {
 		select {
 		case <-msg.Acked():
@@ -300,10 +348,15 @@ func (sub *subscription) settle(ctx context.Context, d amqp.Delivery, msg *messa
 			return
 		case <-msg.Nacked():
 			done()
-			if !sleep(sub.s.cfg.NackDelay, stop) {
-				return
+			stopping := !sleep(sub.s.cfg.NackDelay, dr.stopping)
+			if !stopping {
+				select {
+				case <-dr.stopping:
+					stopping = true
+				default:
+				}
 			}
-			if !inPlace {
+			if stopping || !inPlace {
 				if err := d.Nack(false, true); err != nil {
 					sub.logger.Debug("nack not delivered; the broker will redeliver the message", "message_uuid", msg.UUID, "error", err)
 				}
@@ -311,16 +364,19 @@ func (sub *subscription) settle(ctx context.Context, d amqp.Delivery, msg *messa
 			}
 			redelivery := msg.Copy()
 			redelivery.Metadata.Set(wamqp.MetadataRedeliveredKey, "true")
-			mctx, cancel := context.WithCancel(driver.ContextWithPosition(ctx, pos))
+			mctx, cancel := context.WithCancel(driver.ContextWithPosition(dr.alive, pos))
 			redelivery.SetContext(mctx)
 			select {
 			case sub.out <- redelivery:
 				msg, done = redelivery, cancel
-			case <-stop:
+			case <-dr.stopping:
 				cancel()
+				if err := d.Nack(false, true); err != nil {
+					sub.logger.Debug("nack not delivered; the broker will redeliver the message", "message_uuid", msg.UUID, "error", err)
+				}
 				return
 			}
-		case <-stop:
+		case <-dr.abandon:
 			done()
 			return
 		}

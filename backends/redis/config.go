@@ -78,8 +78,10 @@ type ConsumerConfig struct {
 	// NackDelay is the pause before a nacked message is handed out again. Default: 100ms.
 	NackDelay time.Duration `yaml:"nack_delay"`
 	// DrainTimeout is how long Close, or the end of a subscription, waits for messages already
-	// handed out to be acked or nacked, and for their acks to reach Redis. Messages still
-	// unacked after it stay pending and are delivered again later. Default: 10s.
+	// handed out to be acked or nacked, and for their acks to reach Redis; their contexts stay
+	// alive until then. Entries still unacked after it, and those read ahead but never handed
+	// out, stay pending with their idle time set to MinIdle, so that another consumer's next
+	// claim (within ClaimInterval) takes them. Default: 10s.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 
 	// ConsumerName names this process inside the group. Keep it stable across restarts of the

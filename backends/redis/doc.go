@@ -47,8 +47,10 @@
 // flushes their acks before returning. An entry read but not acked stays pending on its
 // consumer: a restarted instance with the same consumer name reads its own pending entries
 // first, and any other consumer of the group claims them (XAUTOCLAIM) once they have been idle
-// for MinIdle. The subscriber renews the entries it holds, so only a stopped consumer's entries
-// reach MinIdle. Consumers idle for ConsumerTimeout are removed from the group only when they
+// for MinIdle. The subscriber renews the entries it holds, so only a crashed consumer's entries
+// reach MinIdle by waiting; a subscription that ends cleanly (Close, or its context cancelled)
+// drains and then sets the idle time of the entries it read and did not ack to MinIdle, so that
+// another consumer claims them within ClaimInterval instead of after MinIdle. Consumers idle for ConsumerTimeout are removed from the group only when they
 // have nothing pending, checked and deleted in one atomic script.
 //
 // Entries are read ReadBatch at a time and handed out MaxInFlight at a time. With MaxInFlight 1

@@ -56,10 +56,11 @@ type Stats struct {
 	LostUnknown     uint64 // DataLoss reports whose number of lost entries Redis could not tell
 	ConsumersReaped uint64 // idle consumers without pending entries removed from groups
 	AckErrors       uint64 // XACK calls that failed (retried until DrainTimeout on Close)
+	Released        uint64 // unacked entries made claimable by others when a subscription ended
 }
 
 type counters struct {
-	read, claimed, delivered, acked, nacked, invalid, recreated, lost, lostUnknown, reaped, ackErrors atomic.Uint64
+	read, claimed, delivered, acked, nacked, invalid, recreated, lost, lostUnknown, reaped, ackErrors, released atomic.Uint64
 }
 
 // Subscriber reads Redis streams through a consumer group. It implements Watermill's
@@ -72,11 +73,12 @@ type Subscriber struct {
 	startID string
 	logger  *slog.Logger
 
-	mu      sync.Mutex
-	closed  bool
-	closing chan struct{}
-	subs    sync.WaitGroup
-	active  map[*subscription]struct{}
+	mu        sync.Mutex
+	closed    bool
+	closing   chan struct{}
+	closeDone chan struct{} // closed when the first Close has returned
+	subs      sync.WaitGroup
+	active    map[*subscription]struct{}
 	// temporary marks the group as throwaway (driver.Options.TemporaryGroup): Close destroys it
 	// on every stream in streams, where it was created or found.
 	temporary bool
@@ -104,7 +106,7 @@ func NewSubscriber(client redis.UniversalClient, cfg Config, logger *slog.Logger
 		group:   cfg.ConsumerGroup,
 		startID: start,
 		logger:  logger,
-		closing: make(chan struct{}),
+		closing: make(chan struct{}), closeDone: make(chan struct{}),
 		active:  map[*subscription]struct{}{},
 		streams: map[string]struct{}{},
 	}, nil
@@ -116,7 +118,7 @@ func (s *Subscriber) Stats() Stats {
 		Read: s.n.read.Load(), Claimed: s.n.claimed.Load(), Delivered: s.n.delivered.Load(),
 		Acked: s.n.acked.Load(), Nacked: s.n.nacked.Load(), Invalid: s.n.invalid.Load(),
 		GroupsRecreated: s.n.recreated.Load(), LostEntries: s.n.lost.Load(), LostUnknown: s.n.lostUnknown.Load(),
-		ConsumersReaped: s.n.reaped.Load(), AckErrors: s.n.ackErrors.Load(),
+		ConsumersReaped: s.n.reaped.Load(), AckErrors: s.n.ackErrors.Load(), Released: s.n.released.Load(),
 	}
 }
 
@@ -231,7 +233,8 @@ func (s *Subscriber) isClosed() bool {
 }
 
 // Close ends every subscription, waits up to DrainTimeout for messages already handed out to be
-// acked or nacked, and flushes their acks to Redis before returning. A temporary group is then
+// acked or nacked (their contexts stay alive meanwhile), flushes their acks to Redis, and makes
+// the entries read but not acked claimable by the group's other consumers at once. A temporary group is then
 // destroyed on every stream it read, and a stream left empty and without groups is deleted
 // (the stream a read of a missing topic created). It does not close the Redis client. Safe to
 // call more than once.
@@ -239,11 +242,13 @@ func (s *Subscriber) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		<-s.closeDone // a later call returns once the first has drained, as Bus.Close relies on
 		return nil
 	}
 	s.closed = true
 	close(s.closing)
 	s.mu.Unlock()
+	defer close(s.closeDone)
 	s.subs.Wait()
 	if s.temporary {
 		s.destroyGroup()

@@ -42,6 +42,7 @@ type subscription struct {
 
 	held    heldSet
 	stopped context.Context // done once the subscription stops handing out messages
+	alive   context.Context // the base of messages' contexts: done DrainTimeout after stopped
 	// ownRead is closed once the reader has read this consumer's own pending entries (from id
 	// 0). Claims wait for it: XAUTOCLAIM also returns this consumer's own idle entries, and a
 	// claim running while they are read would hand the same ids out twice.
@@ -80,8 +81,9 @@ func (sub *subscription) ownPendingRead() {
 }
 
 // run drives the subscription until parent is cancelled or the subscriber closes, then drains:
-// no more messages are handed out, messages already out get DrainTimeout to be acked, and the
-// acks are flushed.
+// no more entries are read or handed out, messages already out get DrainTimeout to be acked,
+// with their contexts alive until then, the acks are flushed, and the entries read ahead but
+// not acked are released to the group (see release).
 func (sub *subscription) run(parent context.Context) {
 	ctx, stop := context.WithCancel(parent)
 	defer stop()
@@ -95,15 +97,11 @@ func (sub *subscription) run(parent context.Context) {
 	}()
 	sub.log.Debug("redis subscription started")
 
-	var workers sync.WaitGroup
-	workers.Add(3)
-	go func() { defer workers.Done(); sub.read(ctx) }()
-	go func() { defer workers.Done(); sub.maintain(ctx) }()
-	go func() { defer workers.Done(); sub.decodeLoop(ctx) }()
-
-	// drain is cancelled DrainTimeout after ctx: messages handed out get that long to be acked.
-	drain, cancelDrain := context.WithCancel(context.Background())
+	// drain, the base of every message's context, is cancelled DrainTimeout after ctx: messages
+	// handed out get that long to be acked, and their handlers keep a live context meanwhile.
+	drain, cancelDrain := context.WithCancel(context.WithoutCancel(parent))
 	defer cancelDrain()
+	sub.alive = drain
 	go func() {
 		<-ctx.Done()
 		t := time.NewTimer(sub.cfg.Consumer.DrainTimeout)
@@ -115,6 +113,12 @@ func (sub *subscription) run(parent context.Context) {
 		}
 	}()
 
+	var workers sync.WaitGroup
+	workers.Add(3)
+	go func() { defer workers.Done(); sub.read(ctx) }()
+	go func() { defer workers.Done(); sub.maintain(ctx) }()
+	go func() { defer workers.Done(); sub.decodeLoop(ctx) }()
+
 	ackerDone := make(chan struct{})
 	go func() { defer close(ackerDone); sub.ackLoop() }()
 
@@ -125,7 +129,42 @@ func (sub *subscription) run(parent context.Context) {
 	close(sub.acks)
 	<-ackerDone
 	workers.Wait()
+	sub.release()
 	sub.log.Debug("redis subscription ended")
+}
+
+// release makes the entries this subscription read and did not ack (read ahead and never
+// handed out, nacked, or still in a handler after DrainTimeout) claimable by the group's other
+// consumers at once: XCLAIM to itself with IDLE set to MinIdle (JUSTID, so their delivery
+// counts do not grow). Without it they would sit in this consumer's pending list, unrenewed,
+// for a full MinIdle before another consumer's claim took them: a latency spike on every
+// deploy. Redis has no way to give an entry back to the group unread; an entry idle for
+// MinIdle is what every consumer's next claim (every ClaimInterval) takes, and this consumer
+// name, when it starts again, reads its own pending entries first.
+func (sub *subscription) release() {
+	ids := sub.held.all()
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sub.cfg.WriteTimeout+sub.cfg.ReadTimeout)
+	defer cancel()
+	for len(ids) > 0 {
+		n := min(len(ids), ackQueue)
+		args := []any{"XCLAIM", sub.stream, sub.group, sub.consumer, 0}
+		for _, id := range ids[:n] {
+			args = append(args, id)
+		}
+		args = append(args, "IDLE", sub.cfg.Consumer.MinIdle.Milliseconds(), "JUSTID")
+		err := sub.s.client.Do(ctx, args...).Err()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			sub.log.Warn("redis: cannot release unhandled entries to the group; they are claimed after min_idle",
+				"entries", len(ids), "err", err)
+			return
+		}
+		sub.s.n.released.Add(uint64(n))
+		ids = ids[n:]
+	}
+	sub.log.Debug("redis: released unhandled entries to the group")
 }
 
 // deliver is the only sender on out. It hands out nacked messages again first (each keeps the
@@ -158,7 +197,7 @@ func (sub *subscription) deliver(ctx, drain context.Context, watchers *sync.Wait
 			}
 		}
 		if e.msg == nil {
-			sub.decode(ctx, &e) // here rather than in the reader, so that it overlaps the next read
+			sub.decode(&e) // here rather than in the reader, so that it overlaps the next read
 		}
 		// Each handing out gets a context of its own, cancelled once the handler's verdict is in,
 		// as Watermill's subscribers do.
@@ -373,7 +412,7 @@ func (sub *subscription) decodeLoop(ctx context.Context) {
 		select {
 		case batch := <-sub.raw:
 			for i := range batch {
-				sub.decode(ctx, &batch[i])
+				sub.decode(&batch[i])
 			}
 			select {
 			case sub.batches <- batch:
@@ -407,7 +446,7 @@ func (sub *subscription) entries(msgs []redis.XMessage) (batch []entry, gone []s
 
 // decode builds e's message, with the entry's position on its context. An entry that is not a
 // valid event is delivered anyway, marked, and logged.
-func (sub *subscription) decode(ctx context.Context, e *entry) {
+func (sub *subscription) decode(e *entry) {
 	msg, reason := decodeEntry(sub.stream, e.id, e.values)
 	if reason != "" {
 		sub.s.n.invalid.Add(1)
@@ -415,7 +454,7 @@ func (sub *subscription) decode(ctx context.Context, e *entry) {
 			"entry_id", e.id, "reason", reason, "uuid", msg.UUID)
 	}
 	e.msg, e.values = msg, nil
-	e.base = driver.ContextWithPosition(ctx, driver.Position{
+	e.base = driver.ContextWithPosition(sub.alive, driver.Position{
 		Backend: Name, Topic: sub.stream, ConsumerGroup: sub.group, Coordinates: e.id,
 	})
 	if t, ok := idTime(e.id); ok {
@@ -510,6 +549,17 @@ func (h *heldSet) addNew(id string) bool {
 	}
 	h.since[id] = time.Now()
 	return true
+}
+
+// all returns every id held.
+func (h *heldSet) all() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ids := make([]string, 0, len(h.since))
+	for id := range h.since {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 func (h *heldSet) remove(ids []string) {

@@ -211,7 +211,7 @@ func TestConfigPrintRedactsSecretsAndShowsDefaults(t *testing.T) {
 	assert.Contains(t, out, "acks: all", "defaults are shown")
 	assert.Contains(t, out, "  publisher:\n    acks: all\n")
 	assert.Contains(t, out, "    max_message_bytes: 1000000\n")
-	assert.Contains(t, out, "  consumer:\n    start_from: oldest\n    max_in_flight: 0\n    nack_delay: 100ms\n    drain_timeout: 5s\n")
+	assert.Contains(t, out, "  consumer:\n    start_from: oldest\n    max_in_flight: 1\n    nack_delay: 100ms\n    drain_timeout: 5s\n")
 	assert.Contains(t, out, "close_timeout: 30s")
 	assert.Contains(t, out, "- k1:9092")
 	assert.Contains(t, out, "    retention: 72h0m0s\n    retention_bytes: 0\n", "the retention created topics get")

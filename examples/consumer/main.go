@@ -44,9 +44,11 @@ func main() {
 }
 
 func run(configPath, topic string) error {
-	// SIGTERM (Kubernetes stopping the pod) drains in-flight handlers, then exits.
+	// SIGTERM (Kubernetes stopping the pod) drains in-flight handlers, then exits. Once the
+	// first signal is in, stop restores the default handling: a second signal exits at once.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	context.AfterFunc(ctx, stop)
 
 	cfg, err := config.LoadOrDefault(configPath)
 	if err != nil {
