@@ -248,8 +248,11 @@ func warnAboutHistory(w io.Writer, b *bus.Bus, cfg *config.Config, topic, group 
 	}
 	if !exists {
 		hint := "set rabbitmq.queue.type: stream"
-		if rc.ConsumerGroup != "" && rc.ConsumerGroup != group {
-			hint = fmt.Sprintf("consume as the configured group (--group %s), whose queue publish declares, or %s", rc.ConsumerGroup, hint)
+		for _, g := range rc.Publisher.DeclareGroups {
+			if g != group {
+				hint = fmt.Sprintf("consume as a group whose queue publish declares (rabbitmq.publisher.declare_groups: --group %s), or %s", g, hint)
+				break
+			}
 		}
 		fmt.Fprintf(w, "eventbus: note: group %s has no queue for %s yet; consume declares %s now, and messages published before it existed are not in it. To read those, %s\n", group, topic, queue, hint)
 	}

@@ -67,7 +67,7 @@ func forEachDLQBackend(t *testing.T, test func(t *testing.T, be dlqBackend)) {
 	t.Run("rabbitmq", func(t *testing.T) {
 		vhost := brokertest.RabbitMQVhost(t)
 		test(t, dlqBackend{name: "rabbitmq", topic: "invoices-" + watermill.NewShortUUID(),
-			cfg: writeFile(t, "eventbus.yaml", fmt.Sprintf("backend: rabbitmq\nrabbitmq:\n  vhost: %s\n  consumer_group: billing\n", vhost)+dlqRouterYAML),
+			cfg: writeFile(t, "eventbus.yaml", fmt.Sprintf("backend: rabbitmq\nrabbitmq:\n  vhost: %s\n  consumer_group: billing\n  publisher: {declare_groups: [billing]}\n", vhost)+dlqRouterYAML),
 			exists: func(t *testing.T, topic string) bool {
 				conn, err := amqp.Dial(brokertest.RabbitMQURL(vhost))
 				require.NoError(t, err)
@@ -363,7 +363,7 @@ func TestDLQLargeQueue(t *testing.T) {
 func TestDLQRedriveOnRabbitMQReachesOnlyTheFailingGroupsQueue(t *testing.T) {
 	vhost := brokertest.RabbitMQVhost(t)
 	be := dlqBackend{name: "rabbitmq", topic: "invoices-" + watermill.NewShortUUID(),
-		cfg: writeFile(t, "eventbus.yaml", fmt.Sprintf("backend: rabbitmq\nrabbitmq:\n  vhost: %s\n  consumer_group: billing\n", vhost)+dlqRouterYAML)}
+		cfg: writeFile(t, "eventbus.yaml", fmt.Sprintf("backend: rabbitmq\nrabbitmq:\n  vhost: %s\n  consumer_group: billing\n  publisher: {declare_groups: [billing]}\n", vhost)+dlqRouterYAML)}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	conn, err := amqp.Dial(brokertest.RabbitMQURL(vhost))

@@ -288,13 +288,13 @@ func TestConsumeFromAndExitAtEndOnRedis(t *testing.T) {
 // at once instead of waiting in silence, and refuses a start it cannot honour.
 func TestConsumeOnRabbitMQSaysWhatItCannotShow(t *testing.T) {
 	vhost := brokertest.RabbitMQVhost(t)
-	cfg := writeFile(t, "eventbus.yaml", "backend: rabbitmq\nrabbitmq:\n  vhost: "+vhost+"\n")
+	cfg := writeFile(t, "eventbus.yaml", "backend: rabbitmq\nrabbitmq:\n  vhost: "+vhost+"\n  publisher: {declare_groups: [eventbus]}\n")
 	publishStreaming(t, cfg, "orders", `{"n":1}`, `{"n":2}`)
 
 	code, out, errOut := runBinary(t, "", "consume", "--config", cfg, "--topic", "orders", "--exit-at-end")
 	require.Equal(t, 0, code, errOut)
 	assert.Empty(t, out)
-	assert.Regexp(t, `note: group eventbus-cli-\S+ has no queue for orders yet; consume declares \S+ now, and messages published before it existed are not in it. To read those, consume as the configured group \(--group eventbus\), whose queue publish declares, or set rabbitmq.queue.type: stream`, errOut)
+	assert.Regexp(t, `note: group eventbus-cli-\S+ has no queue for orders yet; consume declares \S+ now, and messages published before it existed are not in it. To read those, consume as a group whose queue publish declares \(rabbitmq.publisher.declare_groups: --group eventbus\), or set rabbitmq.queue.type: stream`, errOut)
 
 	// The configured group's queue was declared by publish: it holds both, and --exit-at-end
 	// stops after its depth at start.

@@ -119,8 +119,8 @@ func TestNoCommandPrintsASecret(t *testing.T) {
 		yaml string
 	}{
 		{"kafka SASL PLAIN", true, kafkaSASL},
-		{"rabbitmq url", true, "backend: rabbitmq\nrabbitmq:\n  url: ${EVENTBUS_LEAK_AMQP_URL}\n"},
-		{"rabbitmq fields", true, "backend: rabbitmq\nrabbitmq:\n  vhost: " + vhost + "\n  username: " + fieldUser + "\n  password: ${EVENTBUS_LEAK_AMQP_PW}\n"},
+		{"rabbitmq url", true, "backend: rabbitmq\nrabbitmq:\n  url: ${EVENTBUS_LEAK_AMQP_URL}\n  publisher: {declare_groups: [eventbus]}\n"},
+		{"rabbitmq fields", true, "backend: rabbitmq\nrabbitmq:\n  vhost: " + vhost + "\n  username: " + fieldUser + "\n  password: ${EVENTBUS_LEAK_AMQP_PW}\n  publisher: {declare_groups: [eventbus]}\n"},
 		{"redis wrong password", false, "backend: redis\nredis:\n  addrs: [" + brokertest.RedisAddr + "]\n  username: eventbus-leak\n  password: ${EVENTBUS_LEAK_REDIS_PW}\n"},
 		{"dedup store password", false, kafkaSASL +
 			"router:\n  dedup:\n    enabled: true\n    store: redis\n    redis:\n      addrs: [" + brokertest.RedisAddr + "]\n      username: eventbus-leak\n      password: ${EVENTBUS_LEAK_DEDUP_PW}\n"},

@@ -39,7 +39,7 @@ func TestConsumerOnEveryBackend(t *testing.T) {
 			return "backend: redis\nredis:\n  addrs: [" + brokertest.RedisAddr + "]\n", brokertest.RedisStream(t, "eventbus-example")
 		}},
 		{"rabbitmq", func(t *testing.T) (string, string) {
-			return fmt.Sprintf("backend: rabbitmq\nrabbitmq:\n  vhost: %s\n", brokertest.RabbitMQVhost(t)), "enrollments"
+			return fmt.Sprintf("backend: rabbitmq\nrabbitmq:\n  vhost: %s\n  publisher: {declare_groups: [eventbus]}\n", brokertest.RabbitMQVhost(t)), "enrollments"
 		}},
 	} {
 		t.Run(tc.backend, func(t *testing.T) {
