@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/eventbus-go/eventbus/backends/kafka"
+	"github.com/eventbus-go/eventbus/backends/kafka/embedded"
 	"github.com/eventbus-go/eventbus/backends/rabbitmq"
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/config"
@@ -17,8 +18,29 @@ import (
 // newBenchBackend builds the targets for cfg's backend: the bus first, then the raw clients,
 // which reach the broker with the connection settings the bus uses (read back with bus.As).
 func newBenchBackend(ctx context.Context, cfg *config.Config, w workload, o benchOptions) (*benchBackend, error) {
+	backendConfig := func() (any, error) { return bus.BackendConfig(cfg) }
+	stopEmbedded := func() error { return nil }
+	if bc, err := backendConfig(); err != nil {
+		return nil, err
+	} else if kc, ok := bc.(*kafka.Config); ok && kc.Embedded {
+		// Every bus would start an embedded broker of its own: one serves them all, and the
+		// raw clients, in this process.
+		b, err := embedded.Start(embedded.Options{DataDir: kc.EmbeddedDataDir, Partitions: w.Partitions})
+		if err != nil {
+			return nil, fmt.Errorf("start the embedded Kafka broker: %w", err)
+		}
+		stopEmbedded = b.Close
+		backendConfig = func() (any, error) {
+			bc, err := bus.BackendConfig(cfg)
+			if err == nil {
+				kc := bc.(*kafka.Config)
+				kc.Embedded, kc.Brokers = false, b.Addrs()
+			}
+			return bc, err
+		}
+	}
 	openBus := func(ctx context.Context, group string) (*bus.Bus, error) {
-		bc, err := bus.BackendConfig(cfg)
+		bc, err := backendConfig()
 		if err != nil {
 			return nil, err
 		}
@@ -27,11 +49,12 @@ func newBenchBackend(ctx context.Context, cfg *config.Config, w workload, o benc
 	// A bus of its own for the raw clients' connection settings and the broker's admin work.
 	admin, err := openBus(ctx, o.prefix+"admin")
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err, stopEmbedded())
 	}
-	bc, err := bus.BackendConfig(cfg)
+	closeAdmin := func() error { return errors.Join(admin.Close(), stopEmbedded()) }
+	bc, err := backendConfig()
 	if err != nil {
-		return nil, errors.Join(err, admin.Close())
+		return nil, errors.Join(err, closeAdmin())
 	}
 	var be *benchBackend
 	switch c := bc.(type) {
@@ -47,7 +70,7 @@ func newBenchBackend(ctx context.Context, cfg *config.Config, w workload, o benc
 		}
 	}
 	if err != nil {
-		return nil, errors.Join(err, admin.Close())
+		return nil, errors.Join(err, closeAdmin())
 	}
 	eb := be.targets[0]
 	eb.name = "eventbus"
@@ -60,7 +83,7 @@ func newBenchBackend(ctx context.Context, cfg *config.Config, w workload, o benc
 	}
 	be.targets[0] = eb
 	closeBackend := be.close
-	be.close = func() error { return errors.Join(closeBackend(), admin.Close()) }
+	be.close = func() error { return errors.Join(closeBackend(), closeAdmin()) }
 	return be, nil
 }
 
