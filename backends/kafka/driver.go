@@ -109,11 +109,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 	}
 
 	wlog := watermill.NewSlogLogger(logger)
-	pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{
-		Brokers:               cfg.Brokers,
-		Marshaler:             marshaler{},
-		OverwriteSaramaConfig: sc,
-	}, wlog)
+	pub, err := newSyncPublisher(cfg.Brokers, sc)
 	if err != nil {
 		err = classify(fmt.Sprintf("connect producer to %v", cfg.Brokers), err)
 		if errors.Is(err, driver.ErrUnavailable) {
