@@ -47,19 +47,19 @@ func init() { config.RegisterSection(benchSection) }
 //	  rounds: 1            # alternations of eventbus and the raw clients
 //	  timeout: 5m          # limit of one client's run
 type workload struct {
-	PayloadSize int           `yaml:"payload_size"`
-	Messages    int           `yaml:"messages"`
-	Duration    time.Duration `yaml:"duration"`
-	Rate        int           `yaml:"rate"`
-	Producers   int           `yaml:"producers"`
-	Batch       int           `yaml:"batch"`
-	Consumers   int           `yaml:"consumers"`
-	Keys        int           `yaml:"keys"`
-	Topics      int           `yaml:"topics"`
-	Partitions  int32         `yaml:"partitions"`
-	Backlog     bool          `yaml:"backlog"`
-	Rounds      int           `yaml:"rounds"`
-	Timeout     time.Duration `yaml:"timeout"`
+	PayloadSize int           `yaml:"payload_size" json:"payload_size"`
+	Messages    int           `yaml:"messages" json:"messages"`
+	Duration    time.Duration `yaml:"duration" json:"duration"`
+	Rate        int           `yaml:"rate" json:"rate"`
+	Producers   int           `yaml:"producers" json:"producers"`
+	Batch       int           `yaml:"batch" json:"batch"`
+	Consumers   int           `yaml:"consumers" json:"consumers"`
+	Keys        int           `yaml:"keys" json:"keys"`
+	Topics      int           `yaml:"topics" json:"topics"`
+	Partitions  int32         `yaml:"partitions" json:"partitions"`
+	Backlog     bool          `yaml:"backlog" json:"backlog"`
+	Rounds      int           `yaml:"rounds" json:"rounds"`
+	Timeout     time.Duration `yaml:"timeout" json:"timeout"`
 }
 
 func defaultWorkload() workload {

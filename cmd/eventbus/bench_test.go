@@ -85,6 +85,7 @@ func TestBenchCommand(t *testing.T) {
 			}
 			require.NoError(t, json.Unmarshal([]byte(out), &rep), out)
 			assert.Equal(t, tc.backend, rep.Backend)
+			assert.Equal(t, 300, rep.Workload.Messages, "the workload as run")
 			want := append([]string{"eventbus"}, tc.raws...)
 			require.Len(t, rep.Results, len(want), out)
 			for i, r := range rep.Results {
