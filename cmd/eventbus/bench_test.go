@@ -114,3 +114,21 @@ func TestBenchCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestBenchCommandRejectsBadWorkload: a bad bench: section or flag is reported with its place
+// before anything connects.
+func TestBenchCommandRejectsBadWorkload(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := writeFile(t, "eventbus.yaml", "backend: redis\nredis: {addrs: [127.0.0.1:1]}\nbench:\n  payload_size: 8\n  producers: 0\n  bogus: 1\n")
+	code, _, errOut := cli(t, ctx, "", "bench", "--config", cfg)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "eventbus.yaml:6: bench.bogus: unknown key")
+	assert.Contains(t, errOut, "eventbus.yaml:4: bench.payload_size: must be at least 16 bytes")
+	assert.Contains(t, errOut, "eventbus.yaml:5: bench.producers: must be at least 1, got 0")
+
+	good := writeFile(t, "good.yaml", "backend: redis\nredis: {addrs: [127.0.0.1:1]}\n")
+	code, _, errOut = cli(t, ctx, "", "bench", "--config", good, "--messages", "-5")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "bench workload (flags): messages: must be at least 1, got -5")
+}
