@@ -1,5 +1,5 @@
 # Conveniences; the scripts are the source of truth and need only bash and Go.
-.PHONY: demo test brokers mutate matrix
+.PHONY: demo test brokers mutate matrix bench
 
 demo:
 	go run ./cmd/eventbus demo
@@ -22,3 +22,8 @@ mutate:
 # shared Redis and RabbitMQ: make brokers).
 matrix:
 	go test -count=1 ./tests -run '^TestConformance$$' -update-matrix
+
+# Benchmarks against the raw clients (BENCHMARKS.md): eventbus bench on every backend, then the
+# go test benchmarks. Needs the shared Redis and RabbitMQ (make brokers); Kafka is embedded.
+bench:
+	./scripts/bench.sh

@@ -122,11 +122,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 	_ = probe.Close()
 
 	wlog := watermill.NewSlogLogger(logger)
-	pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{
-		Brokers:               cfg.Brokers,
-		Marshaler:             marshaler{},
-		OverwriteSaramaConfig: sc,
-	}, wlog)
+	pub, err := newSyncPublisher(cfg.Brokers, sc)
 	if err != nil {
 		err = classify(fmt.Sprintf("connect to Kafka brokers %v", cfg.Brokers), err)
 		if errors.Is(err, driver.ErrUnavailable) {
