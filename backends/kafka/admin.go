@@ -16,6 +16,10 @@ import (
 	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
+// ErrUnknownTopic is wrapped by Rewind's and Status's error for a topic the broker does not
+// have.
+var ErrUnknownTopic = errors.New("no such topic:")
+
 // admin answers driver.Admin: rewinding a group by committing offsets for it (offsets for
 // times), and describing topics and groups as kafka-consumer-groups.sh --describe does. Each
 // call opens a client of its own and closes it: the calls are an operator's, not a service's.
@@ -74,8 +78,8 @@ func (a *admin) rewind(ctx context.Context, topic, group string, to driver.Rewin
 				what, driver.ErrGroupActive, d.State, strings.Join(ids, ", "))
 		}
 	}
-	if err := client.RefreshMetadata(topic); err != nil {
-		return nil, classify("kafka "+what+": metadata", err)
+	if err := topicExists(client, topic); err != nil {
+		return nil, fmt.Errorf("kafka %s: %w", what, err)
 	}
 	partitions, err := client.Partitions(topic)
 	if err != nil {
@@ -146,6 +150,22 @@ func (a *admin) rewind(ctx context.Context, topic, group string, to driver.Rewin
 	return out, nil
 }
 
+// topicExists fails unless the broker lists topic. It asks for every topic's metadata: asking
+// for one topic's would create it on a broker that auto-creates topics.
+func topicExists(client sarama.Client, topic string) error {
+	if err := client.RefreshMetadata(); err != nil {
+		return classify("metadata", err)
+	}
+	all, err := client.Topics()
+	if err != nil {
+		return classify("list topics", err)
+	}
+	if !slices.Contains(all, topic) {
+		return fmt.Errorf("%w %s", ErrUnknownTopic, topic)
+	}
+	return nil
+}
+
 // committedOffsets returns the group's committed offset per partition of topic; partitions
 // without one are absent. A group the broker does not know has committed nothing.
 func committedOffsets(ca sarama.ClusterAdmin, group, topic string, partitions []int32) (map[int32]int64, error) {
@@ -202,6 +222,8 @@ func (a *admin) status(ctx context.Context, topic string, groups []string) ([]dr
 			}
 		}
 		sort.Strings(topics)
+	} else if err := topicExists(client, topic); err != nil {
+		return nil, fmt.Errorf("kafka status: %w", err)
 	}
 	candidates := groups
 	if len(candidates) == 0 {
@@ -239,9 +261,6 @@ func (a *admin) status(ctx context.Context, topic string, groups []string) ([]dr
 
 func (a *admin) topicStatus(ctx context.Context, client sarama.Client, ca sarama.ClusterAdmin, topic string, groups []string, named bool, descs map[string]*sarama.GroupDescription) (driver.TopicStatus, error) {
 	ts := driver.TopicStatus{Topic: topic}
-	if err := client.RefreshMetadata(topic); err != nil {
-		return ts, classify("kafka status of "+topic+": metadata", err)
-	}
 	partitions, err := client.Partitions(topic)
 	if err != nil {
 		return ts, classify("kafka status of "+topic+": partitions", err)

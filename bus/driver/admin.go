@@ -35,14 +35,14 @@ type RewindTarget struct {
 // PartitionPosition is a group's position on one partition (Kafka) or stream (Redis) before
 // and after a rewind: the next message the group is handed, in the driver's coordinates.
 type PartitionPosition struct {
-	Topic     string
-	Group     string
-	Partition string
+	Topic     string `json:"topic"`
+	Group     string `json:"group"`
+	Partition string `json:"partition"`
 	// From is where the group stood: the next message it would have been handed ("" when it
 	// had no position there, e.g. a Kafka group that never committed on the partition).
-	From string
+	From string `json:"from"`
 	// To is where the group stands after the rewind (or would, on a dry run).
-	To string
+	To string `json:"to"`
 }
 
 // RewindFunc moves group's position on topic to target, so that the group's next run is handed

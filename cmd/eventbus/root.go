@@ -41,7 +41,7 @@ Kafka broker for development, publishes and consumes events, and checks config f
 	}
 	root.PersistentFlags().StringVar(&g.configPath, "config", config.DefaultFile, "config file; when the default is absent, built-in defaults are used")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
-	root.AddCommand(newDemoCmd(g), newDevCmd(g), newPublishCmd(g), newConsumeCmd(g), newConfigCmd(g), newDLQCmd(g), newSchemaCmd(g), newConformanceCmd(g))
+	root.AddCommand(newDemoCmd(g), newDevCmd(g), newPublishCmd(g), newConsumeCmd(g), newConfigCmd(g), newDLQCmd(g), newSchemaCmd(g), newConformanceCmd(g), newReplayCmd(g), newStatusCmd(g))
 	return root
 }
 
