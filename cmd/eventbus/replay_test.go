@@ -29,28 +29,38 @@ func replayBackends(t *testing.T, test func(t *testing.T, be replayBackend)) {
 	t.Run("kafka", func(t *testing.T) {
 		addr := brokertest.StartKafka(t, 3)
 		test(t, replayBackend{name: "kafka", topic: "enrollments-" + watermill.NewShortUUID(),
-			cfg: writeFile(t, "eventbus.yaml", brokertest.KafkaYAML(addr)+"  topics: {partitions: 3}\n"),
-			service: func(t *testing.T, ctx context.Context, group string) *bus.Bus {
-				b, err := bus.OpenConfig(ctx, "kafka", brokertest.KafkaConfig(addr, group, 16, 3), bus.WithLogger(quietLogger()), bus.WithStartFrom(bus.StartOldest))
-				require.NoError(t, err)
-				return b
-			}})
+			cfg: writeFile(t, "eventbus.yaml", brokertest.KafkaYAML(addr)+"  topics: {partitions: 3}\n"), service: kafkaService(addr)})
 	})
 	t.Run("redis", func(t *testing.T) {
 		brokertest.Redis(t)
-		// A short block time: a stopped consumer stops counting as live after 5 of them.
 		test(t, replayBackend{name: "redis", topic: brokertest.RedisStream(t, "eventbus-test-replay"),
-			cfg: writeFile(t, "eventbus.yaml", "backend: redis\nredis:\n  addrs: ["+brokertest.RedisAddr+"]\n  consumer: {block_time: 100ms}\n"),
-			service: func(t *testing.T, ctx context.Context, group string) *bus.Bus {
-				cfg := redis.DefaultConfig()
-				cfg.Addrs = []string{brokertest.RedisAddr}
-				cfg.ConsumerGroup = group
-				cfg.Consumer.BlockTime = 100 * time.Millisecond
-				b, err := bus.OpenConfig(ctx, "redis", cfg, bus.WithLogger(quietLogger()), bus.WithStartFrom(bus.StartOldest))
-				require.NoError(t, err)
-				return b
-			}})
+			cfg: writeFile(t, "eventbus.yaml", redisReplayYAML), service: redisService})
 	})
+}
+
+// redisReplayYAML has a short block time: a stopped consumer stops counting as live after 5
+// of them.
+const redisReplayYAML = "backend: redis\nredis:\n  addrs: [" + brokertest.RedisAddr + "]\n  consumer: {block_time: 100ms}\n"
+
+// kafkaService opens a service's bus in group on the broker at addr (3 partitions a topic,
+// the pipelined subscriber), starting at the oldest record.
+func kafkaService(addr string) func(t *testing.T, ctx context.Context, group string) *bus.Bus {
+	return func(t *testing.T, ctx context.Context, group string) *bus.Bus {
+		b, err := bus.OpenConfig(ctx, "kafka", brokertest.KafkaConfig(addr, group, 16, 3), bus.WithLogger(quietLogger()), bus.WithStartFrom(bus.StartOldest))
+		require.NoError(t, err)
+		return b
+	}
+}
+
+// redisService opens a service's bus in group on the shared Redis, starting at the oldest entry.
+func redisService(t *testing.T, ctx context.Context, group string) *bus.Bus {
+	cfg := redis.DefaultConfig()
+	cfg.Addrs = []string{brokertest.RedisAddr}
+	cfg.ConsumerGroup = group
+	cfg.Consumer.BlockTime = 100 * time.Millisecond
+	b, err := bus.OpenConfig(ctx, "redis", cfg, bus.WithLogger(quietLogger()), bus.WithStartFrom(bus.StartOldest))
+	require.NoError(t, err)
+	return b
 }
 
 // handled runs a service in group on be.topic that acks every message and records its id, until
@@ -86,7 +96,7 @@ func handled(t *testing.T, ctx context.Context, be replayBackend, group string) 
 	}, stop
 }
 
-// lagIs reports whether the group's lag and pending are 0 on every partition or stream.
+// caughtUp reports whether the group's lag and pending are 0 on every partition or stream.
 func caughtUp(ctx context.Context, b *bus.Bus, topic string) bool {
 	lag, err := b.Lag(ctx, topic)
 	if err != nil || len(lag) == 0 {

@@ -229,12 +229,12 @@ func printStatus(w io.Writer, reports []topicReport) error {
 		for _, p := range r.Partitions {
 			retained += p.Messages
 		}
-		line := fmt.Sprintf("topic %s: %d partitions, %d messages retained", r.Topic, len(r.Partitions), retained)
+		line := fmt.Sprintf("topic %s: %s, %d messages retained", r.Topic, plural(len(r.Partitions), "partition"), retained)
 		if len(r.Partitions) == 0 {
 			line = fmt.Sprintf("topic %s", r.Topic)
 		}
 		if r.Retention != "" {
-			line += ", retention " + r.Retention
+			line += ", " + r.Retention
 		}
 		line += fmt.Sprintf("; poison queue %s: %d messages", r.PoisonTopic, r.PoisonDepth)
 		fmt.Fprintln(tw, line)
@@ -245,7 +245,7 @@ func printStatus(w io.Writer, reports []topicReport) error {
 		fmt.Fprintln(tw, "  GROUP\tSTATE\tPARTITION\tLAG\tPENDING\tMEMBER")
 		for _, gr := range r.Groups {
 			if len(gr.Partitions) == 0 {
-				fmt.Fprintf(tw, "  %s\t%s\t-\tunknown\t-\t%d consumers\n", gr.Group, orDash(gr.State), gr.Consumers)
+				fmt.Fprintf(tw, "  %s\t%s\t-\tunknown\t-\t%s\n", gr.Group, orDash(gr.State), plural(gr.Consumers, "consumer"))
 			}
 			for _, l := range gr.Partitions {
 				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", gr.Group, orDash(gr.State), l.Partition, orNone(l.Lag), orNone(l.Pending), memberOf(gr, l.Partition))
@@ -254,15 +254,15 @@ func printStatus(w io.Writer, reports []topicReport) error {
 				if len(m.Partitions) > 0 || m.IdleMS < 0 {
 					continue // shown beside its partitions
 				}
-				fmt.Fprintf(tw, "  %s\tconsumer\t%s\t\t%s\tidle %s\n", gr.Group, m.ID, orNone(m.Pending), time.Duration(m.IdleMS)*time.Millisecond)
+				fmt.Fprintf(tw, "  %s\t\t\t\t%s\t%s (read %s ago)\n", gr.Group, orNone(m.Pending), m.ID, time.Duration(m.IdleMS)*time.Millisecond)
 			}
 		}
 	}
 	return tw.Flush()
 }
 
-// memberOf names who reads partition: the Kafka member assigned it, else how many consumers
-// the group has.
+// memberOf names who reads partition: the Kafka member assigned it; "" where the group's
+// consumers are listed on lines of their own (Redis); else how many consumers the group has.
 func memberOf(gr groupReport, partition string) string {
 	for _, m := range gr.Members {
 		for _, p := range m.Partitions {
@@ -274,7 +274,17 @@ func memberOf(gr groupReport, partition string) string {
 	if len(gr.Members) > 0 && gr.Members[0].IdleMS < 0 {
 		return "-" // Kafka members, none assigned this partition
 	}
-	return strconv.Itoa(gr.Consumers) + " consumers"
+	if len(gr.Members) > 0 {
+		return ""
+	}
+	return plural(gr.Consumers, "consumer")
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 func orNone(n int64) string {

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/internal/brokertest"
+)
+
+func publishLines(t *testing.T, ctx context.Context, cfg, topic string, n int) {
+	t.Helper()
+	var in strings.Builder
+	for i := range n {
+		fmt.Fprintf(&in, "{\"n\":%d}\n", i)
+	}
+	code, _, errOut := cli(t, ctx, in.String(), "publish", "--config", cfg, "--topic", topic, "--type", "t.v1", "--source", "test")
+	require.Equal(t, 0, code, errOut)
+}
+
+// After a group consumed 4 of 10 events, status shows its lag (6 in all, per partition on
+// Kafka) and the poison queue's depth; a live member shows up with its group.
+func TestStatusShowsLagAfterPartialConsumption(t *testing.T) {
+	type backend struct {
+		name, cfg, topic string
+		partitions       int
+		service          func(t *testing.T, ctx context.Context, group string) *bus.Bus
+	}
+	// notHandled is what the group has not handled: on Redis the entries consume read ahead
+	// and did not ack stay pending under its stopped consumer.
+	notHandled := func(g groupReport) int64 {
+		n := g.Lag
+		for _, p := range g.Partitions {
+			n += max(p.Pending, 0)
+		}
+		return n
+	}
+	run := func(t *testing.T, be backend) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		publishLines(t, ctx, be.cfg, be.topic, 10)
+		publishLines(t, ctx, be.cfg, be.topic+".poison", 2)
+		code, out, errOut := cli(t, ctx, "", "consume", "--config", be.cfg, "--topic", be.topic, "--group", "svc", "--from", "oldest", "--count", "4")
+		require.Equal(t, 0, code, errOut)
+		require.Len(t, decodeLines(t, out), 4)
+
+		var r topicReport
+		reports := statusJSON(t, ctx, be.cfg, "--topic", be.topic, "--group", "svc")
+		require.Len(t, reports, 1)
+		r = reports[0]
+		require.Len(t, r.Groups, 1)
+		assert.Equal(t, be.topic, r.Topic)
+		assert.Equal(t, be.topic+".poison", r.PoisonTopic)
+		assert.Equal(t, int64(2), r.PoisonDepth)
+		g := r.Groups[0]
+		assert.Equal(t, "svc", g.Group)
+		assert.Len(t, g.Partitions, be.partitions)
+		assert.Equal(t, int64(6), notHandled(g), "status: %+v", r)
+		if be.name != "rabbitmq" {
+			var retained int64
+			for _, p := range r.Partitions {
+				retained += p.Messages
+			}
+			assert.Equal(t, int64(10), retained)
+		}
+		switch be.name {
+		case "kafka":
+			assert.Equal(t, int64(6), g.Lag)
+			assert.Equal(t, 0, g.Consumers, "consume left the group")
+		case "redis":
+			// The consumer consume read with stays listed, holding what it read ahead.
+			require.Len(t, g.Members, 1)
+			assert.Equal(t, g.Partitions[0].Pending, g.Members[0].Pending)
+		case "rabbitmq":
+			assert.Equal(t, int64(6), g.Lag, "unacked messages went back to the queue")
+			assert.Equal(t, 0, g.Consumers)
+		}
+
+		code, out, errOut = cli(t, ctx, "", "status", "--config", be.cfg, "--topic", be.topic)
+		require.Equal(t, 0, code, errOut)
+		assert.Contains(t, out, "topic "+be.topic)
+		assert.Contains(t, out, "poison queue "+be.topic+".poison: 2 messages")
+		assert.Regexp(t, `GROUP\s+STATE\s+PARTITION\s+LAG\s+PENDING\s+MEMBER`, out)
+		assert.Regexp(t, `svc\s+\S+\s+\S+\s+\d+`, out)
+
+		if be.name == "rabbitmq" {
+			code, _, errOut = cli(t, ctx, "", "status", "--config", be.cfg)
+			assert.Equal(t, 1, code)
+			assert.Contains(t, errOut, "name a topic")
+			return
+		}
+		// A group being served: it shows with its member, and its lag falls to 0.
+		_, _, stop := handled(t, ctx, replayBackend{topic: be.topic, service: be.service}, "live")
+		defer stop()
+		require.Eventually(t, func() bool {
+			reports := statusJSON(t, ctx, be.cfg, "--topic", be.topic)
+			i := slices.IndexFunc(reports[0].Groups, func(g groupReport) bool { return g.Group == "live" })
+			if i < 0 || !slices.ContainsFunc(reports[0].Groups, func(g groupReport) bool { return g.Group == "svc" }) {
+				return false
+			}
+			live := reports[0].Groups[i]
+			return live.Consumers == 1 && live.Lag == 0 && (live.State == "Stable" || live.State == "active")
+		}, 30*time.Second, 100*time.Millisecond)
+		reports = statusJSON(t, ctx, be.cfg)
+		assert.True(t, slices.ContainsFunc(reports, func(r topicReport) bool { return r.Topic == be.topic }), "status without --topic lists %s", be.topic)
+	}
+	t.Run("kafka", func(t *testing.T) {
+		addr := brokertest.StartKafka(t, 3)
+		cfg := writeFile(t, "eventbus.yaml", brokertest.KafkaYAML(addr)+"  topics: {partitions: 3}\n")
+		run(t, backend{name: "kafka", cfg: cfg, topic: "orders-" + watermill.NewShortUUID(), partitions: 3, service: kafkaService(addr)})
+	})
+	t.Run("redis", func(t *testing.T) {
+		brokertest.Redis(t)
+		cfg := writeFile(t, "eventbus.yaml", redisReplayYAML)
+		run(t, backend{name: "redis", cfg: cfg, topic: brokertest.RedisStream(t, "eventbus-test-status"), partitions: 1, service: redisService})
+	})
+	t.Run("rabbitmq", func(t *testing.T) {
+		cfg := rabbitmqConfig(t, "  consumer_group: svc\n")
+		run(t, backend{name: "rabbitmq", cfg: cfg, topic: "orders-" + watermill.NewShortUUID(), partitions: 1})
+	})
+}
