@@ -203,10 +203,11 @@ func TestReplaySinceTheMiddleHandlesTheLaterHalfAgain(t *testing.T) {
 		for _, p := range positions {
 			assert.Contains(t, out, p.To)
 		}
-		if be.name == "kafka" { // Redis cannot count the lag after XGROUP SETID without ENTRIESREAD
-			r := statusJSON(t, ctx, be.cfg, "--topic", be.topic, "--group", group)
-			assert.Equal(t, int64(500), r[0].Groups[0].Lag)
-		}
+		// Kafka counts the replayed records as lag; Redis cannot count a group's lag after
+		// XGROUP SETID until it has read to the end again: unknown, not the stream's length.
+		want := map[string][]int64{"kafka": {500}, "redis": {-1, 500}}[be.name]
+		r := statusJSON(t, ctx, be.cfg, "--topic", be.topic, "--group", group)
+		assert.Contains(t, want, r[0].Groups[0].Lag)
 
 		b2, ids2, _ := handled(t, ctx, be, group)
 		require.Eventually(t, func() bool { return len(ids2()) >= 500 && caughtUp(ctx, b2, be.topic) }, time.Minute, 50*time.Millisecond)
