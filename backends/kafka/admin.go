@@ -18,7 +18,7 @@ import (
 
 // ErrUnknownTopic is wrapped by Rewind's and Status's error for a topic the broker does not
 // have.
-var ErrUnknownTopic = errors.New("no such topic:")
+var ErrUnknownTopic = errors.New("no such topic")
 
 // admin answers driver.Admin: rewinding a group by committing offsets for it (offsets for
 // times), and describing topics and groups as kafka-consumer-groups.sh --describe does. Each
@@ -161,7 +161,7 @@ func topicExists(client sarama.Client, topic string) error {
 		return classify("list topics", err)
 	}
 	if !slices.Contains(all, topic) {
-		return fmt.Errorf("%w %s", ErrUnknownTopic, topic)
+		return fmt.Errorf("%s: %w", topic, ErrUnknownTopic)
 	}
 	return nil
 }
@@ -318,12 +318,12 @@ func (a *admin) topicStatus(ctx context.Context, client sarama.Client, ca sarama
 // retention is the topic's retention.ms and retention.bytes as the broker states them; "" when
 // the broker does not say.
 func retention(ca sarama.ClusterAdmin, topic string) string {
-	entries, err := ca.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"retention.ms", "retention.bytes"}})
-	if err != nil {
+	results, err := ca.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"retention.ms", "retention.bytes"}}}, sarama.DescribeConfigsOptions{})
+	if err != nil || len(results) != 1 || results[0].ErrorCode != sarama.ErrNoError {
 		return ""
 	}
 	var parts []string
-	for _, e := range entries {
+	for _, e := range results[0].Configs {
 		if e.Name == "retention.ms" || e.Name == "retention.bytes" {
 			parts = append(parts, e.Name+"="+e.Value)
 		}

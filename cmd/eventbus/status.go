@@ -13,8 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/eventbus-go/eventbus/backends/kafka"
 	"github.com/eventbus-go/eventbus/bus"
-	"github.com/eventbus-go/eventbus/config"
 	"github.com/eventbus-go/eventbus/router"
 )
 
@@ -136,7 +136,7 @@ func runStatus(g *globals, f *statusFlags, cmd *cobra.Command) error {
 	for _, ts := range topics {
 		r := report(ts)
 		r.PoisonTopic = routerCfg.Poison.PoisonTopic(ts.Topic)
-		if r.PoisonDepth, err = poisonDepth(ctx, b, cfg, r.PoisonTopic); err != nil {
+		if r.PoisonDepth, err = poisonDepth(ctx, b, r.PoisonTopic); err != nil {
 			return err
 		}
 		reports = append(reports, r)
@@ -190,14 +190,14 @@ func report(ts bus.TopicStatus) topicReport {
 // records past the dlq reader group's committed offsets, on Redis the stream's entries, on
 // RabbitMQ the ready messages in the configured group's queue of the poison topic. A poison
 // topic that does not exist holds none.
-func poisonDepth(ctx context.Context, b *bus.Bus, cfg *config.Config, poisonTopic string) (int64, error) {
+func poisonDepth(ctx context.Context, b *bus.Bus, poisonTopic string) (int64, error) {
 	var groups []string
-	if b.Backend() == "kafka" {
+	if b.Backend() == kafka.Name {
 		groups = []string{dlqReaderGroup}
 	}
 	st, err := b.Status(ctx, poisonTopic, groups...)
 	if err != nil {
-		if strings.Contains(err.Error(), "no such topic") {
+		if errors.Is(err, kafka.ErrUnknownTopic) {
 			return 0, nil
 		}
 		return 0, fmt.Errorf("poison queue %s: %w", poisonTopic, err)

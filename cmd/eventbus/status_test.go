@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -33,6 +34,8 @@ func TestStatusShowsLagAfterPartialConsumption(t *testing.T) {
 		name, cfg, topic string
 		partitions       int
 		service          func(t *testing.T, ctx context.Context, group string) *bus.Bus
+		// consume4 has group svc handle 4 events; nil: consume --count 4.
+		consume4 func(t *testing.T, topic string)
 	}
 	// notHandled is what the group has not handled: on Redis the entries consume read ahead
 	// and did not ack stay pending under its stopped consumer.
@@ -48,9 +51,13 @@ func TestStatusShowsLagAfterPartialConsumption(t *testing.T) {
 		defer cancel()
 		publishLines(t, ctx, be.cfg, be.topic, 10)
 		publishLines(t, ctx, be.cfg, be.topic+".poison", 2)
-		code, out, errOut := cli(t, ctx, "", "consume", "--config", be.cfg, "--topic", be.topic, "--group", "svc", "--from", "oldest", "--count", "4")
-		require.Equal(t, 0, code, errOut)
-		require.Len(t, decodeLines(t, out), 4)
+		if be.consume4 != nil {
+			be.consume4(t, be.topic)
+		} else {
+			code, out, errOut := cli(t, ctx, "", "consume", "--config", be.cfg, "--topic", be.topic, "--group", "svc", "--from", "oldest", "--count", "4")
+			require.Equal(t, 0, code, errOut)
+			require.Len(t, decodeLines(t, out), 4)
+		}
 
 		var r topicReport
 		reports := statusJSON(t, ctx, be.cfg, "--topic", be.topic, "--group", "svc")
@@ -73,6 +80,7 @@ func TestStatusShowsLagAfterPartialConsumption(t *testing.T) {
 		}
 		switch be.name {
 		case "kafka":
+			assert.Contains(t, r.Retention, "retention.ms=")
 			assert.Equal(t, int64(6), g.Lag)
 			assert.Equal(t, 0, g.Consumers, "consume left the group")
 		case "redis":
@@ -80,11 +88,11 @@ func TestStatusShowsLagAfterPartialConsumption(t *testing.T) {
 			require.Len(t, g.Members, 1)
 			assert.Equal(t, g.Partitions[0].Pending, g.Members[0].Pending)
 		case "rabbitmq":
-			assert.Equal(t, int64(6), g.Lag, "unacked messages went back to the queue")
+			assert.Equal(t, int64(6), g.Lag)
 			assert.Equal(t, 0, g.Consumers)
 		}
 
-		code, out, errOut = cli(t, ctx, "", "status", "--config", be.cfg, "--topic", be.topic)
+		code, out, errOut := cli(t, ctx, "", "status", "--config", be.cfg, "--topic", be.topic)
 		require.Equal(t, 0, code, errOut)
 		assert.Contains(t, out, "topic "+be.topic)
 		assert.Contains(t, out, "poison queue "+be.topic+".poison: 2 messages")
@@ -123,7 +131,24 @@ func TestStatusShowsLagAfterPartialConsumption(t *testing.T) {
 		run(t, backend{name: "redis", cfg: cfg, topic: brokertest.RedisStream(t, "eventbus-test-status"), partitions: 1, service: redisService})
 	})
 	t.Run("rabbitmq", func(t *testing.T) {
-		cfg := rabbitmqConfig(t, "  consumer_group: svc\n")
-		run(t, backend{name: "rabbitmq", cfg: cfg, topic: "orders-" + watermill.NewShortUUID(), partitions: 1})
+		vhost := brokertest.RabbitMQVhost(t)
+		cfg := writeFile(t, "eventbus.yaml", fmt.Sprintf("backend: rabbitmq\nrabbitmq:\n  vhost: %s\n  consumer_group: svc\n", vhost))
+		// Four basic.get and acks on one channel, settled before it closes (consume's last
+		// ack can be lost when it closes at once: the drain defect of issue 12, fixed apart).
+		consume4 := func(t *testing.T, topic string) {
+			conn, err := amqp.Dial(brokertest.RabbitMQURL(vhost))
+			require.NoError(t, err)
+			defer conn.Close()
+			ch, err := conn.Channel()
+			require.NoError(t, err)
+			for range 4 {
+				d, ok, err := ch.Get("svc."+topic, false)
+				require.NoError(t, err)
+				require.True(t, ok)
+				require.NoError(t, d.Ack(false))
+			}
+			require.NoError(t, ch.Close())
+		}
+		run(t, backend{name: "rabbitmq", cfg: cfg, topic: "orders-" + watermill.NewShortUUID(), partitions: 1, consume4: consume4})
 	})
 }
