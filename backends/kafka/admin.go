@@ -284,6 +284,9 @@ func (a *admin) topicStatus(ctx context.Context, client sarama.Client, ca sarama
 		assigned := false
 		if d := descs[g]; d != nil {
 			gs.State = d.State
+			if d.State == "Dead" {
+				gs.State = "absent" // as the other backends say of a group the broker does not know
+			}
 			for id, m := range d.Members {
 				ms := driver.MemberStatus{ID: id, ClientID: m.ClientId, Host: m.ClientHost, Pending: -1, Idle: -1}
 				if asg, err := m.GetMemberAssignment(); err == nil && asg != nil {

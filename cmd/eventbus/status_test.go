@@ -97,6 +97,10 @@ func TestStatusShowsLagAfterPartialConsumption(t *testing.T) {
 			assert.Equal(t, 0, g.Consumers)
 		}
 
+		absent := statusJSON(t, ctx, be.cfg, "--topic", be.topic, "--group", "nobody")
+		require.Len(t, absent[0].Groups, 1)
+		assert.Equal(t, "absent", absent[0].Groups[0].State)
+
 		code, out, errOut := cli(t, ctx, "", "status", "--config", be.cfg, "--topic", be.topic)
 		require.Equal(t, 0, code, errOut)
 		assert.Contains(t, out, "topic "+be.topic)
