@@ -57,16 +57,13 @@ func status(ctx context.Context, conn *Connection, topo topology, configured, to
 		case s.MaxBytes > 0:
 			ts.Retention = fmt.Sprintf("stream.max_bytes %d", s.MaxBytes)
 		}
-		queue := topo.queueName(topic, "")
-		q, exists, err := inspect(ctx, conn, queue)
+		q, exists, err := inspect(ctx, conn, topo.queueName(topic, ""))
 		if err != nil {
 			return nil, err
 		}
-		if exists {
-			ts.Partitions = []driver.PartitionStatus{{Partition: queue, Messages: int64(q.Messages)}}
-		}
-		// Every group reads the same stream and keeps no position on the server: a group's
-		// lag is not known, only the stream's consumers.
+		// AMQP reports no message count for a stream (queue.declare-ok says 0), and every group
+		// reads the same stream keeping no position on the server: neither what the stream
+		// retains nor a group's lag is known, only the stream's consumers.
 		for _, g := range groups {
 			ts.Groups = append(ts.Groups, driver.GroupStatus{Group: g, Consumers: q.Consumers, State: state(exists, q.Consumers)})
 		}

@@ -26,7 +26,8 @@ func newRootCmd() *cobra.Command {
 		Short: "Publish, consume and operate events on Kafka, Redis Streams or RabbitMQ",
 		Long: `eventbus gives services one publish/subscribe API over Kafka (the default), Redis Streams
 and RabbitMQ; the config file picks the broker. This tool runs a demo, serves an embedded
-Kafka broker for development, publishes and consumes events, and checks config files.`,
+Kafka broker for development, publishes and consumes events, operates consumer groups (status,
+replay) and poison queues (dlq), and checks config files.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		// Checked for every command, those that log nothing included, so that a typo in

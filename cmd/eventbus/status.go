@@ -65,7 +65,7 @@ type topicReport struct {
 	Retention  string            `json:"retention,omitempty"`
 	Partitions []partitionReport `json:"partitions"`
 	// PoisonTopic and PoisonDepth: the topic's poison queue and the messages in it (as the dlq
-	// command counts them).
+	// command counts them; -1 when unknown).
 	PoisonTopic string        `json:"poison_topic"`
 	PoisonDepth int64         `json:"poison_depth"`
 	Groups      []groupReport `json:"groups"`
@@ -189,7 +189,7 @@ func report(ts bus.TopicStatus) topicReport {
 // poisonDepth counts the messages in a poison topic as the dlq command sees them: on Kafka the
 // records past the dlq reader group's committed offsets, on Redis the stream's entries, on
 // RabbitMQ the ready messages in the configured group's queue of the poison topic. A poison
-// topic that does not exist holds none.
+// topic that does not exist holds none; -1 when the backend cannot count (a RabbitMQ stream).
 func poisonDepth(ctx context.Context, b *bus.Bus, poisonTopic string) (int64, error) {
 	var groups []string
 	if b.Backend() == kafka.Name {
@@ -203,6 +203,7 @@ func poisonDepth(ctx context.Context, b *bus.Bus, poisonTopic string) (int64, er
 		return 0, fmt.Errorf("poison queue %s: %w", poisonTopic, err)
 	}
 	var n int64
+	known := b.Backend() == "redis"
 	for _, ts := range st {
 		if b.Backend() == "redis" {
 			for _, p := range ts.Partitions {
@@ -213,8 +214,12 @@ func poisonDepth(ctx context.Context, b *bus.Bus, poisonTopic string) (int64, er
 		for _, gs := range ts.Groups {
 			for _, l := range gs.Lag {
 				n += max(l.Lag, 0)
+				known = known || l.Lag >= 0
 			}
 		}
+	}
+	if !known {
+		return -1, nil
 	}
 	return n, nil
 }
@@ -236,7 +241,11 @@ func printStatus(w io.Writer, reports []topicReport) error {
 		if r.Retention != "" {
 			line += ", " + r.Retention
 		}
-		line += fmt.Sprintf("; poison queue %s: %d messages", r.PoisonTopic, r.PoisonDepth)
+		if r.PoisonDepth >= 0 {
+			line += fmt.Sprintf("; poison queue %s: %d messages", r.PoisonTopic, r.PoisonDepth)
+		} else {
+			line += fmt.Sprintf("; poison queue %s: depth unknown", r.PoisonTopic)
+		}
 		fmt.Fprintln(tw, line)
 		if len(r.Groups) == 0 {
 			fmt.Fprintln(tw, "  no consumer groups")

@@ -161,3 +161,24 @@ func TestStatusShowsLagAfterPartialConsumption(t *testing.T) {
 		run(t, backend{name: "rabbitmq", cfg: cfg, topic: "orders-" + watermill.NewShortUUID(), partitions: 1, consume4: consume4})
 	})
 }
+
+// On a RabbitMQ stream queue every group reads the one stream and keeps no position on the
+// server: status shows the stream and its group with an unknown lag.
+func TestStatusOnRabbitMQStream(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := rabbitmqConfig(t, "  consumer_group: svc\n  queue: {type: stream}\n")
+	topic := "orders-" + watermill.NewShortUUID()
+	publishLines(t, ctx, cfg, topic, 3)
+	r := statusJSON(t, ctx, cfg, "--topic", topic)
+	require.Len(t, r, 1)
+	require.Len(t, r[0].Groups, 1)
+	assert.Equal(t, int64(-1), r[0].Groups[0].Lag)
+	assert.Equal(t, "stream.max_age 168h0m0s", r[0].Retention)
+	assert.Empty(t, r[0].Partitions, "AMQP does not count a stream's messages")
+	assert.Equal(t, int64(-1), r[0].PoisonDepth)
+	code, out, errOut := cli(t, ctx, "", "status", "--config", cfg, "--topic", topic)
+	require.Equal(t, 0, code, errOut)
+	assert.Regexp(t, `svc\s+\S+\s+-\s+unknown`, out)
+	assert.Contains(t, out, "depth unknown")
+}
