@@ -7,8 +7,13 @@ import (
 	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
-// ErrGroupActive is wrapped by Rewind's error when the consumer group has live members.
-var ErrGroupActive = driver.ErrGroupActive
+var (
+	// ErrGroupActive is wrapped by Rewind's error when the consumer group has live members.
+	ErrGroupActive = driver.ErrGroupActive
+	// ErrUnknownTopic is wrapped by Rewind's and Status's errors for a topic the broker does
+	// not have; neither creates one.
+	ErrUnknownTopic = driver.ErrUnknownTopic
+)
 
 // The types of the operator's calls; see bus/driver for their fields.
 type (

@@ -16,10 +16,6 @@ import (
 	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
-// ErrUnknownTopic is wrapped by Rewind's and Status's error for a topic the broker does not
-// have.
-var ErrUnknownTopic = errors.New("no such topic")
-
 // admin answers driver.Admin: rewinding a group by committing offsets for it (offsets for
 // times), and describing topics and groups as kafka-consumer-groups.sh --describe does. Each
 // call opens a client of its own and closes it: the calls are an operator's, not a service's.
@@ -161,7 +157,7 @@ func topicExists(client sarama.Client, topic string) error {
 		return classify("list topics", err)
 	}
 	if !slices.Contains(all, topic) {
-		return fmt.Errorf("%s: %w", topic, ErrUnknownTopic)
+		return fmt.Errorf("%s: %w", topic, driver.ErrUnknownTopic)
 	}
 	return nil
 }

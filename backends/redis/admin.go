@@ -43,7 +43,7 @@ func (a *admin) rewind(ctx context.Context, topic, group string, to driver.Rewin
 	what := fmt.Sprintf("redis rewind of %s for group %s", topic, group)
 	if _, err := a.client.XInfoStream(ctx, topic).Result(); err != nil {
 		if strings.Contains(err.Error(), "no such key") {
-			return nil, fmt.Errorf("%s: stream %s does not exist", what, topic)
+			return nil, fmt.Errorf("%s: stream %s: %w", what, topic, driver.ErrUnknownTopic)
 		}
 		return nil, classify(what+": XINFO STREAM", err)
 	}

@@ -6,9 +6,14 @@ import (
 	"time"
 )
 
-// ErrGroupActive is wrapped by Admin.Rewind's error when the consumer group has live members:
-// stop them first.
-var ErrGroupActive = errors.New("consumer group has live members")
+var (
+	// ErrGroupActive is wrapped by Admin.Rewind's error when the consumer group has live
+	// members: stop them first.
+	ErrGroupActive = errors.New("consumer group has live members")
+	// ErrUnknownTopic is wrapped by Admin's errors for a topic the broker does not have (no
+	// Kafka topic, no Redis stream). Admin calls never create a topic.
+	ErrUnknownTopic = errors.New("no such topic")
+)
 
 // Admin holds the operator's calls on a connection: what `eventbus replay` and `eventbus
 // status` use. A driver sets the ones its broker supports; a nil field makes the matching bus

@@ -133,6 +133,9 @@ func statusJSON(t *testing.T, ctx context.Context, cfg string, args ...string) [
 	require.Equal(t, 0, code, errOut)
 	var reports []topicReport
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l == "" {
+			continue // no topics
+		}
 		var r topicReport
 		require.NoError(t, json.Unmarshal([]byte(l), &r), l)
 		reports = append(reports, r)
@@ -251,4 +254,20 @@ func TestReplayRejectsBadFlags(t *testing.T) {
 		assert.Equal(t, 1, code, c.args)
 		assert.Contains(t, errOut, c.want, c.args)
 	}
+}
+
+// Replay of a topic the broker does not have fails saying so, and creates nothing (a Kafka
+// metadata request for one topic would auto-create it).
+func TestReplayOfAnUnknownTopicCreatesNothing(t *testing.T) {
+	replayBackends(t, func(t *testing.T, be replayBackend) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		missing := be.topic + "-missing"
+		code, _, errOut := cli(t, ctx, "", "replay", "--config", be.cfg, "--topic", missing, "--group", "g", "--since", "1h", "--dry-run")
+		require.Equal(t, 1, code)
+		assert.Contains(t, errOut, "no such topic")
+		for _, r := range statusJSON(t, ctx, be.cfg) {
+			assert.NotEqual(t, missing, r.Topic, "replay created the topic")
+		}
+	})
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/eventbus-go/eventbus/backends/kafka"
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/router"
 )
@@ -192,12 +191,12 @@ func report(ts bus.TopicStatus) topicReport {
 // topic that does not exist holds none; -1 when the backend cannot count (a RabbitMQ stream).
 func poisonDepth(ctx context.Context, b *bus.Bus, poisonTopic string) (int64, error) {
 	var groups []string
-	if b.Backend() == kafka.Name {
+	if b.Backend() == "kafka" {
 		groups = []string{dlqReaderGroup}
 	}
 	st, err := b.Status(ctx, poisonTopic, groups...)
 	if err != nil {
-		if errors.Is(err, kafka.ErrUnknownTopic) {
+		if errors.Is(err, bus.ErrUnknownTopic) {
 			return 0, nil
 		}
 		return 0, fmt.Errorf("poison queue %s: %w", poisonTopic, err)
@@ -225,6 +224,10 @@ func poisonDepth(ctx context.Context, b *bus.Bus, poisonTopic string) (int64, er
 }
 
 func printStatus(w io.Writer, reports []topicReport) error {
+	if len(reports) == 0 {
+		_, err := fmt.Fprintln(w, "no topics")
+		return err
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for i, r := range reports {
 		if i > 0 {
