@@ -184,6 +184,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		Capabilities: caps,
 		Close:        closeAll,
 		Lag:          newLag(cfg.Brokers, sc, cfg.ConsumerGroup, &closers),
+		Admin:        newAdmin(cfg.Brokers, sc, logger),
 		As: func(target any) bool {
 			switch t := target.(type) {
 			case **sarama.Config:

@@ -79,6 +79,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		Subscriber:   sub,
 		Capabilities: capabilities(&cfg),
 		Lag:          lagFunc(pubConn, topo, cfg.ConsumerGroup),
+		Admin:        newAdmin(pubConn, topo, cfg.ConsumerGroup),
 		As: func(target any) bool {
 			switch t := target.(type) {
 			case **amqp.Connection:

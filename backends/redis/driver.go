@@ -137,6 +137,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		Subscriber:   sub,
 		Capabilities: caps,
 		Lag:          lagFunc(client, cfg.ConsumerGroup),
+		Admin:        newAdmin(client, &cfg),
 		Close: func() error {
 			closeOnce.Do(func() { closeErr = client.Close() })
 			return closeErr

@@ -32,7 +32,7 @@ func lagFunc(client redis.UniversalClient, group string) driver.LagFunc {
 				continue
 			}
 			pl.Lag, pl.Pending = g.Lag, g.Pending
-			if g.Lag < 0 && g.EntriesRead == 0 {
+			if g.Lag < 0 && g.EntriesRead == 0 && g.LastDeliveredID == "0-0" { // read nothing; not after XGROUP SETID
 				if pl.Lag, err = client.XLen(ctx, topic).Result(); err != nil {
 					return nil, fmt.Errorf("redis lag of %s: XLEN: %w: %w", topic, driver.ErrUnavailable, err)
 				}

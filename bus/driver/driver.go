@@ -97,6 +97,8 @@ type Conn struct {
 	// Lag reports the consumer group's lag per partition; see LagFunc. May be nil: the backend
 	// cannot tell, and bus.Bus.Lag returns ErrNotSupported.
 	Lag LagFunc
+	// Admin holds the operator's calls (rewind, status); see bus.Bus.Rewind. May be nil.
+	Admin *Admin
 }
 
 // Registration is a registered driver with its config type erased, as bus.Open uses it.

@@ -35,7 +35,8 @@ func newRoot() (*cobra.Command, *globals) {
 		Short: "Publish, consume and operate events on Kafka, Redis Streams or RabbitMQ",
 		Long: `eventbus gives services one publish/subscribe API over Kafka (the default), Redis Streams
 and RabbitMQ; the config file picks the broker. This tool runs a demo, serves an embedded
-Kafka broker for development, publishes and consumes events, and checks config files.`,
+Kafka broker for development, publishes and consumes events, operates consumer groups (status,
+replay) and poison queues (dlq), and checks config files.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		// Checked for every command, those that log nothing included, so that a typo in
@@ -50,7 +51,7 @@ Kafka broker for development, publishes and consumes events, and checks config f
 	}
 	root.PersistentFlags().StringVar(&g.configPath, "config", config.DefaultFile, "config file; when the default is absent, built-in defaults are used")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
-	root.AddCommand(newDemoCmd(g), newDevCmd(g), newPublishCmd(g), newConsumeCmd(g), newConfigCmd(g), newDLQCmd(g), newSchemaCmd(g), newConformanceCmd(g), newBenchCmd(g))
+	root.AddCommand(newDemoCmd(g), newDevCmd(g), newPublishCmd(g), newConsumeCmd(g), newConfigCmd(g), newDLQCmd(g), newSchemaCmd(g), newConformanceCmd(g), newBenchCmd(g), newReplayCmd(g), newStatusCmd(g))
 	return root, g
 }
 

@@ -1,0 +1,69 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/eventbus-go/eventbus/bus/driver"
+)
+
+var (
+	// ErrGroupActive is wrapped by Rewind's error when the consumer group has live members.
+	ErrGroupActive = driver.ErrGroupActive
+	// ErrUnknownTopic is wrapped by Rewind's and Status's errors for a topic the broker does
+	// not have; neither creates one.
+	ErrUnknownTopic = driver.ErrUnknownTopic
+)
+
+// The types of the operator's calls; see bus/driver for their fields.
+type (
+	RewindTarget      = driver.RewindTarget
+	PartitionPosition = driver.PartitionPosition
+	TopicStatus       = driver.TopicStatus
+	PartitionStatus   = driver.PartitionStatus
+	GroupStatus       = driver.GroupStatus
+	MemberStatus      = driver.MemberStatus
+)
+
+// Rewind moves consumer group's position on topic to target so that the group's next run is
+// handed messages again from there (replay), and returns the positions per partition or
+// stream, before and after. With dryRun it changes nothing and returns the positions it would
+// set. It fails with an error wrapping ErrGroupActive while the group has live members, and
+// with ErrNotSupported, saying why, where the backend keeps no position it can move (RabbitMQ).
+// Kafka moves committed offsets (offsets for times); Redis sets the group's last delivered id
+// (XGROUP SETID).
+func (b *Bus) Rewind(ctx context.Context, topic, group string, target RewindTarget, dryRun bool) ([]PartitionPosition, error) {
+	if topic == "" || group == "" {
+		return nil, fmt.Errorf("rewind: topic and consumer group must not be empty")
+	}
+	if target.At.IsZero() == (target.Position == "") {
+		return nil, fmt.Errorf("rewind %s group %s: give a time or a position, not both or neither", topic, group)
+	}
+	if err := b.adminReady("rewind "+topic, b.conn.Admin != nil && b.conn.Admin.Rewind != nil); err != nil {
+		return nil, err
+	}
+	return b.conn.Admin.Rewind(ctx, topic, group, target, dryRun)
+}
+
+// Status describes topic (every topic the backend can list when topic is ""), its partitions
+// or streams, its consumer groups (those named, else every one the backend knows on the
+// topic), their members and lag: what kafka-consumer-groups.sh --describe shows. It fails with
+// ErrNotSupported where the backend cannot tell.
+func (b *Bus) Status(ctx context.Context, topic string, groups ...string) ([]TopicStatus, error) {
+	if err := b.adminReady("status of "+topic, b.conn.Admin != nil && b.conn.Admin.Status != nil); err != nil {
+		return nil, err
+	}
+	return b.conn.Admin.Status(ctx, topic, groups)
+}
+
+func (b *Bus) adminReady(what string, supported bool) error {
+	if !supported {
+		return fmt.Errorf("%s on %s: %w", what, b.backend, ErrNotSupported)
+	}
+	select {
+	case <-b.closed:
+		return fmt.Errorf("%s: bus %w", what, ErrClosed)
+	default:
+	}
+	return nil
+}
