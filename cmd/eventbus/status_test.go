@@ -140,7 +140,7 @@ func TestStatusShowsLagAfterPartialConsumption(t *testing.T) {
 	})
 	t.Run("rabbitmq", func(t *testing.T) {
 		vhost := brokertest.RabbitMQVhost(t)
-		cfg := writeFile(t, "eventbus.yaml", fmt.Sprintf("backend: rabbitmq\nrabbitmq:\n  vhost: %s\n  consumer_group: svc\n", vhost))
+		cfg := writeFile(t, "eventbus.yaml", fmt.Sprintf("backend: rabbitmq\nrabbitmq:\n  vhost: %s\n  consumer_group: svc\n  publisher: {declare_groups: [svc]}\n", vhost))
 		// Four basic.get and acks on one channel, settled before it closes (consume's last
 		// ack can be lost when it closes at once: the drain defect of issue 12, fixed apart).
 		consume4 := func(t *testing.T, topic string) {
