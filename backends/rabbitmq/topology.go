@@ -250,3 +250,19 @@ func (c *Config) QueueName(topic, group string) string {
 
 // ExchangeName returns the exchange topic is published to under this configuration.
 func (c *Config) ExchangeName(topic string) string { return topology{cfg: c}.exchangeName(topic) }
+
+// DeleteQueue deletes a queue on a channel of its own, for tools that clean up after
+// themselves (the conformance and bench commands): a queue that is not there closes the channel
+// with 404, which is not an error here.
+func DeleteQueue(conn *amqp.Connection, name string) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	var ae *amqp.Error
+	if _, err := ch.QueueDelete(name, false, false, false); err != nil && !(errors.As(err, &ae) && ae.Code == amqp.NotFound) {
+		return fmt.Errorf("delete queue %s: %w", name, err)
+	}
+	return nil
+}

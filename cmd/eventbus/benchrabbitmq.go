@@ -27,7 +27,7 @@ func rabbitBench(_ context.Context, admin *bus.Bus, rc *rabbitmq.Config, _ bench
 	}
 	cleanup := func(_ context.Context, topics []string, group string) error {
 		for _, t := range topics {
-			if err := deleteQueue(conn, queueName(rc.Queue.Name, group, t)); err != nil {
+			if err := rabbitmq.DeleteQueue(conn, queueName(rc.Queue.Name, group, t)); err != nil {
 				return err
 			}
 		}
@@ -163,19 +163,4 @@ func (c *amqpClient) Close() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// deleteQueue deletes a queue on a channel of its own: a queue that is not there closes the
-// channel (404), which is not an error here.
-func deleteQueue(conn *amqp.Connection, name string) error {
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
-	}
-	defer ch.Close()
-	var ae *amqp.Error
-	if _, err := ch.QueueDelete(name, false, false, false); err != nil && !(errors.As(err, &ae) && ae.Code == amqp.NotFound) {
-		return fmt.Errorf("delete queue %s: %w", name, err)
-	}
-	return nil
 }

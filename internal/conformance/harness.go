@@ -177,25 +177,10 @@ func removeTopics(ctx context.Context, cfg *config.Config, logger *slog.Logger, 
 			}
 		}
 		for _, q := range queues {
-			if err := deleteQueue(conn, q); err != nil {
+			if err := rabbitmq.DeleteQueue(conn, q); err != nil {
 				return err
 			}
 		}
-	}
-	return nil
-}
-
-// deleteQueue deletes a queue on a channel of its own: a queue that is not there closes the
-// channel (404), which is not an error here.
-func deleteQueue(conn *amqp.Connection, name string) error {
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
-	}
-	defer ch.Close()
-	var ae *amqp.Error
-	if _, err := ch.QueueDelete(name, false, false, false); err != nil && !(errors.As(err, &ae) && ae.Code == amqp.NotFound) {
-		return fmt.Errorf("delete stream %s: %w", name, err)
 	}
 	return nil
 }
