@@ -109,18 +109,6 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		closers = append(closers, creator.close)
 	}
 
-	// Reach the brokers first, with a client of our own: its error speaks of the connection,
-	// where the adapter's would speak of a producer to a program that only consumes.
-	probe, err := sarama.NewClient(cfg.Brokers, sc)
-	if err != nil {
-		err = classify(fmt.Sprintf("connect to Kafka brokers %v", cfg.Brokers), err)
-		if errors.Is(err, driver.ErrUnavailable) {
-			err = fmt.Errorf("%w (%s)", err, devBrokerHint)
-		}
-		return nil, errors.Join(err, closeAll())
-	}
-	_ = probe.Close()
-
 	wlog := watermill.NewSlogLogger(logger)
 	pub, err := newSyncPublisher(cfg.Brokers, sc)
 	if err != nil {

@@ -21,7 +21,7 @@ type syncPublisher struct {
 func newSyncPublisher(brokers []string, sc *sarama.Config) (*syncPublisher, error) {
 	prod, err := sarama.NewSyncProducer(brokers, sc)
 	if err != nil {
-		return nil, fmt.Errorf("cannot create Kafka producer: %w", err)
+		return nil, err // the caller says what it was connecting to; consumers read it too
 	}
 	return &syncPublisher{prod: prod}, nil
 }
