@@ -212,7 +212,7 @@ func TestCapabilitiesAndReplayNotSupported(t *testing.T) {
 	b = openBackend(t, sac, bus.Require(bus.PerKeyOrdering))
 	assert.False(t, b.Capabilities().Pipelining)
 	// Handing out ten at a time, a nacked message comes back after later ones: order is then
-	// the ordering middleware's to keep, not the subscriber's (tests/conformance checks this).
+	// the ordering middleware's to keep, not the subscriber's (the conformance suite, bus/bustest, checks this).
 	sac.Consumer.MaxInFlight = 10
 	b = openBackend(t, sac, bus.Require(bus.Pipelining))
 	assert.False(t, b.Capabilities().PerKeyOrdering)
