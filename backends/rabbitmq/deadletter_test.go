@@ -111,3 +111,33 @@ func TestTemporaryGroupQueuesDeletedOnClose(t *testing.T) {
 	assert.True(t, exists("service."+topic))
 	assert.True(t, exists("service."+topic+".dead"))
 }
+
+// The dead-letter queue is bounded like the group's queue (queue.max_length_bytes), dropping its
+// oldest dead letters when full: a queue the bus declares never grows without limit. RabbitMQ
+// accepts a redeclaration only with the same arguments, so declaring it with the expected ones
+// checks what the driver declared.
+func TestDeadLetterQueueIsBounded(t *testing.T) {
+	url := brokertest.RabbitMQRunURL(t)
+	cfg := testConfig(url)
+	b := openBackend(t, cfg)
+	topic := uniqueTopic("deadbound")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := b.Subscriber.Subscribe(ctx, topic)
+	require.NoError(t, err)
+
+	conn, err := amqp.Dial(url)
+	require.NoError(t, err)
+	defer conn.Close()
+	ch, err := conn.Channel()
+	require.NoError(t, err)
+	defer ch.Close()
+	dead := cfg.ConsumerGroup + "." + topic + ".dead"
+	_, err = ch.QueueDeclare(dead, true, false, false, false, amqp.Table{
+		"x-queue-type":       "quorum",
+		"x-delivery-limit":   cfg.Queue.DeliveryLimit,
+		"x-max-length-bytes": cfg.Queue.MaxLengthBytes,
+		"x-overflow":         "drop-head",
+	})
+	assert.NoError(t, err, "%s was declared with other arguments than a bounded dead-letter queue's", dead)
+}

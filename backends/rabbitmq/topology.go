@@ -223,6 +223,10 @@ func (t topology) deadLetterArgs(temporary bool) amqp.Table {
 	if temporary {
 		args["x-expires"] = t.cfg.Queue.TemporaryGroupExpiry.Milliseconds()
 	}
+	// Bounded like the group's queue, so that no queue the bus declares grows without limit;
+	// full, it drops its oldest dead letters (a dead letter refused by a full queue would be
+	// dropped anyway: dead-lettering is not confirmed).
+	t.bound(args, true)
 	return args
 }
 
