@@ -410,13 +410,28 @@ func runOne(ctx context.Context, t benchTarget, w workload, o benchOptions, roun
 			_ = c.Close()
 		}
 	}()
-	startConsumers := func() (time.Time, error) {
+	openConsumers := func() error {
 		for range w.Consumers {
 			c, err := t.open(ctx, group)
 			if err != nil {
-				return time.Time{}, fmt.Errorf("open a consumer: %w", err)
+				return fmt.Errorf("open a consumer: %w", err)
 			}
 			consumers = append(consumers, c)
+			// A backlog must be kept for the consumers' group before they consume: on RabbitMQ
+			// nothing else declares the group's queue (publisher.declare_groups is per service).
+			if p, ok := c.(interface{ Prepare(topics []string) error }); ok {
+				if err := p.Prepare(topics); err != nil {
+					return fmt.Errorf("prepare a consumer: %w", err)
+				}
+			}
+		}
+		return nil
+	}
+	startConsumers := func() (time.Time, error) {
+		if len(consumers) == 0 {
+			if err := openConsumers(); err != nil {
+				return time.Time{}, err
+			}
 		}
 		start := time.Now()
 		for _, c := range consumers {
@@ -428,7 +443,11 @@ func runOne(ctx context.Context, t benchTarget, w workload, o benchOptions, roun
 	}
 
 	var conStart time.Time
-	if !w.Backlog {
+	if w.Backlog {
+		if err := openConsumers(); err != nil {
+			return err
+		}
+	} else {
 		if _, err = startConsumers(); err != nil {
 			return err
 		}

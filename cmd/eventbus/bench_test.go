@@ -132,3 +132,29 @@ func TestBenchCommandRejectsBadWorkload(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "bench workload (flags): messages: must be at least 1, got -5")
 }
+
+// TestBenchBacklogOnRabbitMQ: a backlog workload publishes before anything consumes, so the
+// consumers' group must have its queue first: without it, since the publisher declares no queue
+// of its own group, every publish was unroutable and make bench failed.
+func TestBenchBacklogOnRabbitMQ(t *testing.T) {
+	vhost := brokertest.RabbitMQVhost(t)
+	cfg := writeFile(t, "eventbus.yaml", "backend: rabbitmq\nrabbitmq:\n  vhost: "+vhost+"\n"+
+		"bench: {payload_size: 64, messages: 200, producers: 2, consumers: 1, rounds: 1, backlog: true, timeout: 1m}\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code, out, errOut := cli(t, ctx, "", "bench", "--config", cfg, "--raw", "--json", "--quiet")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr: %s", out, errOut)
+	var rep struct {
+		Results []struct {
+			Client    string `json:"client"`
+			Published int64  `json:"published"`
+			Unique    int64  `json:"unique"`
+		} `json:"results"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &rep), out)
+	require.NotEmpty(t, rep.Results)
+	for _, r := range rep.Results {
+		assert.Equal(t, int64(200), r.Published, r.Client)
+		assert.Equal(t, int64(200), r.Unique, r.Client)
+	}
+}

@@ -115,6 +115,21 @@ func (c *busClient) Consume(ctx context.Context, topics []string, handle func([]
 	return nil
 }
 
+// Prepare makes the broker keep what is published to topics for this client's group before it
+// consumes (Watermill's SubscribeInitializer: RabbitMQ declares the group's queue).
+func (c *busClient) Prepare(topics []string) error {
+	si, ok := c.b.Subscriber.(message.SubscribeInitializer)
+	if !ok {
+		return nil
+	}
+	for _, topic := range topics {
+		if err := si.SubscribeInitialize(topic); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (c *busClient) Close() error { return c.b.Close() }
 
 // queueName is the RabbitMQ driver's queue name template filled in.
