@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/eventbus-go/eventbus/backends/rabbitmq"
 	"github.com/eventbus-go/eventbus/internal/brokertest"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
@@ -55,6 +56,14 @@ func benchQueue(b *testing.B, url, queue, topic string) *amqp.Channel {
 	require.NoError(b, ch.QueueBind(queue, topic, "eventbus", false, nil))
 	b.Cleanup(func() { _, _ = ch.QueueDelete(queue, false, false, false) })
 	return ch
+}
+
+// asRawQueue makes the driver declare its group's queue as benchQueue does (a plain quorum
+// queue: no delivery limit, dead-letter target or length bound), so that consuming a queue the
+// benchmark filled beforehand does not fail on inequivalent arguments.
+func asRawQueue(cfg *rabbitmq.Config) *rabbitmq.Config {
+	cfg.Queue.DeliveryLimit, cfg.Queue.DeadLetterQueue, cfg.Queue.MaxLengthBytes = 0, "", 0
+	return cfg
 }
 
 // rawPublish publishes n messages on one confirming channel with up to window confirms
@@ -187,7 +196,7 @@ func BenchmarkConsume(b *testing.B) {
 			group := "bench-" + watermill.NewShortUUID()
 			ch := benchQueue(b, url, group+"."+topic, topic)
 			rawPublish(b, ch, topic, b.N, 256)
-			cfg := testConfig(url)
+			cfg := asRawQueue(testConfig(url))
 			cfg.ConsumerGroup = group
 			cfg.Consumer.MaxInFlight = inFlight
 			bb := openBackend(b, cfg)
@@ -297,7 +306,7 @@ func BenchmarkConsumeRatio(b *testing.B) {
 	benchQueue(b, url, group+"."+topic, topic) // both queues get every message
 	require.NoError(b, ch.Confirm(false))
 	require.NoError(b, ch.Qos(100, 0, false))
-	cfg := testConfig(url)
+	cfg := asRawQueue(testConfig(url))
 	cfg.ConsumerGroup = group
 	bb := openBackend(b, cfg)
 
