@@ -2,7 +2,6 @@ package kafka_test
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/bus/bustest"
-	"github.com/eventbus-go/eventbus/config"
 	"github.com/eventbus-go/eventbus/internal/brokertest"
 )
 
@@ -45,18 +43,11 @@ func TestPublishManyKeepsOrder(t *testing.T) {
 // error is bus.ErrTooLarge, says how many of the batch failed and names each. (The broker
 // judges a record batch as a whole, so a small event batched with a big one may fail too.)
 func TestPublishManyNamesEachRefusedMessage(t *testing.T) {
-	addr := brokertest.StartKafka(t, 1)
-	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, "kafka:\n  brokers: [%s]\n  publisher: {max_message_bytes: 100000, retries: 0}\n", addr))
-	require.NoError(t, err)
-	b, err := bus.Open(context.Background(), cfg, bus.WithLogger(brokertest.Logger()))
-	require.NoError(t, err)
-	defer b.Close()
-	topic := "small-" + watermill.NewShortUUID()
-	createTopic(t, addr, topic, map[string]*string{"max.message.bytes": ptr("1000")})
+	b, topic := busWithSmallTopic(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err = b.Publish(ctx, topic, bustest.SizedEvent(t, "small-1", 200, recordBytes(topic)), bustest.SizedEvent(t, "big-1", 5000, recordBytes(topic)),
+	err := b.Publish(ctx, topic, bustest.SizedEvent(t, "small-1", 200, recordBytes(topic)), bustest.SizedEvent(t, "big-1", 5000, recordBytes(topic)),
 		bustest.SizedEvent(t, "small-2", 200, recordBytes(topic)), bustest.SizedEvent(t, "big-2", 5000, recordBytes(topic)))
 	require.ErrorIs(t, err, bus.ErrTooLarge)
 	require.ErrorIs(t, err, sarama.ErrMessageSizeTooLarge)

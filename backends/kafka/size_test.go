@@ -56,16 +56,9 @@ func TestPublishRefusesOversizeRecord(t *testing.T) {
 // TestBrokerSizeLimitIsErrTooLarge: a record under publisher.max_message_bytes that the broker
 // refuses as too large (the topic's max.message.bytes is smaller) fails with bus.ErrTooLarge.
 func TestBrokerSizeLimitIsErrTooLarge(t *testing.T) {
-	addr := brokertest.StartKafka(t, 1)
-	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, "kafka:\n  brokers: [%s]\n  publisher: {max_message_bytes: 100000, retries: 0}\n", addr))
-	require.NoError(t, err)
-	b, err := bus.Open(context.Background(), cfg, bus.WithLogger(brokertest.Logger()))
-	require.NoError(t, err)
-	defer b.Close()
-	topic := "small-" + watermill.NewShortUUID()
-	createTopic(t, addr, topic, map[string]*string{"max.message.bytes": ptr("1000")})
+	b, topic := busWithSmallTopic(t)
 
-	err = b.Publish(context.Background(), topic, bustest.SizedEvent(t, "big", 5000, recordBytes(topic)))
+	err := b.Publish(context.Background(), topic, bustest.SizedEvent(t, "big", 5000, recordBytes(topic)))
 	require.ErrorIs(t, err, bus.ErrTooLarge)
 	require.ErrorIs(t, err, sarama.ErrMessageSizeTooLarge)
 	assert.Contains(t, err.Error(), "message big")
@@ -73,6 +66,22 @@ func TestBrokerSizeLimitIsErrTooLarge(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// busWithSmallTopic opens a bus whose own limit (publisher.max_message_bytes 100000) is far
+// above what the broker takes on the returned topic (max.message.bytes 1000), so that the
+// broker, not the bus, refuses a large record. Publishes are not retried.
+func busWithSmallTopic(t *testing.T) (*bus.Bus, string) {
+	t.Helper()
+	addr := brokertest.StartKafka(t, 1)
+	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, "kafka:\n  brokers: [%s]\n  publisher: {max_message_bytes: 100000, retries: 0}\n", addr))
+	require.NoError(t, err)
+	b, err := bus.Open(context.Background(), cfg, bus.WithLogger(brokertest.Logger()))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	topic := "small-" + watermill.NewShortUUID()
+	createTopic(t, addr, topic, map[string]*string{"max.message.bytes": ptr("1000")})
+	return b, topic
+}
 
 // createTopic creates topic with one partition and the given topic configs.
 func createTopic(t *testing.T, addr, topic string, configs map[string]*string) {

@@ -24,15 +24,22 @@ import (
 // The tests in this file hold the driver to issue 15: no queue grows without limit unless the
 // config asks for it.
 
-// assertNoQueue checks with a passive declare that queue does not exist (404 NOT_FOUND).
-func assertNoQueue(t *testing.T, url, queue string) {
+// rawChannel is a channel on a connection of the test's own to the broker at url, beside the
+// driver's, for what a test does or checks without it; both are closed when the test ends.
+func rawChannel(t *testing.T, url string) *amqp.Channel {
 	t.Helper()
 	conn, err := amqp.Dial(url)
 	require.NoError(t, err)
-	defer conn.Close()
+	t.Cleanup(func() { _ = conn.Close() })
 	ch, err := conn.Channel()
 	require.NoError(t, err)
-	_, err = ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	return ch
+}
+
+// assertNoQueue checks with a passive declare that queue does not exist (404 NOT_FOUND).
+func assertNoQueue(t *testing.T, url, queue string) {
+	t.Helper()
+	_, err := rawChannel(t, url).QueueDeclarePassive(queue, true, false, false, false, nil)
 	var ae *amqp.Error
 	require.True(t, errors.As(err, &ae), "queue %s exists (passive declare: %v)", queue, err)
 	assert.Equal(t, amqp.NotFound, ae.Code, "passive declare of %s: %v", queue, err)

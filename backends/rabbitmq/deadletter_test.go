@@ -126,14 +126,8 @@ func TestDeadLetterQueueIsBounded(t *testing.T) {
 	_, err := b.Subscriber.Subscribe(ctx, topic)
 	require.NoError(t, err)
 
-	conn, err := amqp.Dial(url)
-	require.NoError(t, err)
-	defer conn.Close()
-	ch, err := conn.Channel()
-	require.NoError(t, err)
-	defer ch.Close()
 	dead := cfg.ConsumerGroup + "." + topic + ".dead"
-	_, err = ch.QueueDeclare(dead, true, false, false, false, amqp.Table{
+	_, err = rawChannel(t, url).QueueDeclare(dead, true, false, false, false, amqp.Table{
 		"x-queue-type":       "quorum",
 		"x-delivery-limit":   cfg.Queue.DeliveryLimit,
 		"x-max-length-bytes": cfg.Queue.MaxLengthBytes,
