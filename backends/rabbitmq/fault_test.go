@@ -166,10 +166,6 @@ func TestFaults(t *testing.T) {
 		assert.Zero(t, l)
 	})
 
-	// Watermill's universal TestReconnect is not run: in watermill v1.5.3 it appends to its list
-	// of published messages from one goroutine and reads it from another without a lock, so
-	// -race fails it whatever the Pub/Sub does. StopStartMidStream covers the same ground.
-
 	t.Run("CloseInterruptsWaitingPublish", func(t *testing.T) {
 		cfg := testConfig(n.URL())
 		cfg.Publisher.DeclareGroups = []string{cfg.ConsumerGroup}

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"net"
-	"os"
-	"os/signal"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -131,7 +128,6 @@ func KafkaCommittedOffset(t testing.TB, addr, group, topic string) int64 {
 // RestartableKafka is a private embedded Kafka broker that keeps its data in a directory and
 // restarts in place: same port, same directory, so everything written before is served again.
 type RestartableKafka struct {
-	t    testing.TB
 	port int
 	dir  string
 
@@ -142,7 +138,7 @@ type RestartableKafka struct {
 // StartRestartableKafka starts a RestartableKafka, closed when the test ends.
 func StartRestartableKafka(t testing.TB) *RestartableKafka {
 	t.Helper()
-	r := &RestartableKafka{t: t, dir: t.TempDir()}
+	r := &RestartableKafka{dir: t.TempDir()}
 	b, err := embedded.Start(embedded.Options{DataDir: r.dir})
 	require.NoError(t, err, "start the embedded Kafka broker")
 	r.b = b
@@ -177,32 +173,4 @@ func (r *RestartableKafka) Restart() error {
 	}
 	r.b = b
 	return nil
-}
-
-// RestartOnSignal makes SIGUSR1 to this process restart the broker, until the test ends, and
-// returns the command that sends it: for Watermill's universal suite, which restarts "the
-// service" by running a command. A failed restart fails the test.
-func (r *RestartableKafka) RestartOnSignal() []string {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGUSR1)
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-sig:
-				if err := r.Restart(); err != nil {
-					r.t.Errorf("%v", err)
-				}
-			case <-stop:
-				return
-			}
-		}
-	}()
-	r.t.Cleanup(func() {
-		signal.Stop(sig)
-		close(stop)
-		<-done
-	})
-	return []string{"kill", "-USR1", strconv.Itoa(os.Getpid())}
 }

@@ -3,7 +3,6 @@ package brokertest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -95,8 +94,8 @@ func StartRedisServer(t testing.TB, o RedisServerOptions) *RedisServer {
 	return s
 }
 
-// redisServerBin is redis-server's absolute path: DEBUG RESTART re-executes the binary by the
-// path it was started with.
+// redisServerBin is redis-server's absolute path, so that a restart runs the same binary
+// whatever the working directory.
 func redisServerBin(t testing.TB) string {
 	t.Helper()
 	p, err := exec.LookPath("redis-server")
@@ -111,7 +110,7 @@ func (s *RedisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port)
 
 func (s *RedisServer) args() []string {
 	args := []string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
-		"--save", "", "--enable-debug-command", "local", "--logfile", filepath.Join(s.dir, "redis.log")}
+		"--save", "", "--logfile", filepath.Join(s.dir, "redis.log")}
 	if s.o.Persist {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
@@ -177,15 +176,6 @@ func (s *RedisServer) Restart() {
 	s.mu.Unlock()
 	_ = cmd.Wait()
 	s.start()
-}
-
-// RestartCommand is a shell command that restarts the server in place (DEBUG RESTART
-// re-executes redis-server in the same process, keeping its append-only file), for Watermill's
-// universal suite, which restarts brokers by running a command.
-func (s *RedisServer) RestartCommand() []string {
-	return []string{"sh", "-c", fmt.Sprintf(
-		"redis-cli -p %d DEBUG RESTART >/dev/null 2>&1; for i in $(seq 100); do redis-cli -p %d PING >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1",
-		s.port, s.port)}
 }
 
 // Kill kills the server (an outage) and waits for it; killing it again does nothing.
