@@ -10,10 +10,17 @@ import (
 var (
 	// ErrGroupActive is wrapped by Rewind's error when the consumer group has live members.
 	ErrGroupActive = driver.ErrGroupActive
-	// ErrUnknownTopic is wrapped by Rewind's and Status's errors for a topic the broker does
-	// not have; neither creates one.
+	// ErrUnknownTopic is wrapped by Rewind's, Status's and PoisonQueue's errors for a topic
+	// the broker does not have; none of them creates one.
 	ErrUnknownTopic = driver.ErrUnknownTopic
+	// ErrIncomplete is wrapped by a PoisonQueue's errors when a run cannot see the whole queue.
+	ErrIncomplete = driver.ErrIncomplete
 )
+
+// DefaultPoisonReaderGroup is the consumer group whose committed offsets mark where a Kafka
+// poison queue starts (PoisonQueueOptions.Group): records before them were removed by earlier
+// runs of `eventbus dlq`.
+const DefaultPoisonReaderGroup = driver.DefaultPoisonReaderGroup
 
 // The types of the operator's calls; see bus/driver for their fields.
 type (
@@ -23,6 +30,11 @@ type (
 	PartitionStatus   = driver.PartitionStatus
 	GroupStatus       = driver.GroupStatus
 	MemberStatus      = driver.MemberStatus
+
+	PoisonQueue        = driver.PoisonQueue
+	PoisonQueueOptions = driver.PoisonQueueOptions
+	PoisonRecord       = driver.PoisonRecord
+	PoisonDecision     = driver.PoisonDecision
 )
 
 // Rewind moves consumer group's position on topic to target so that the group's next run is
@@ -54,6 +66,21 @@ func (b *Bus) Status(ctx context.Context, topic string, groups ...string) ([]Top
 		return nil, err
 	}
 	return b.conn.Admin.Status(ctx, topic, groups)
+}
+
+// PoisonQueue opens a reader of topic o.Topic's poison queue o.PoisonTopic through the
+// backend's own client: what `eventbus dlq` lists, shows, redrives and purges. Reading takes
+// nothing a consumer would see and creates nothing. It fails with ErrNotSupported where the
+// backend cannot read its poison queues (a RabbitMQ stream keeps every message: read it with a
+// consumer from the oldest).
+func (b *Bus) PoisonQueue(ctx context.Context, o PoisonQueueOptions) (PoisonQueue, error) {
+	if o.Topic == "" || o.PoisonTopic == "" {
+		return nil, fmt.Errorf("poison queue: topic and poison topic must not be empty")
+	}
+	if err := b.adminReady("poison queue of "+o.Topic, b.conn.Admin != nil && b.conn.Admin.PoisonQueue != nil); err != nil {
+		return nil, err
+	}
+	return b.conn.Admin.PoisonQueue(ctx, o)
 }
 
 func (b *Bus) adminReady(what string, supported bool) error {

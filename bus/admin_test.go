@@ -34,6 +34,29 @@ func TestRewindAndStatusWithoutAdminAreNotSupported(t *testing.T) {
 	assert.ErrorContains(t, err, "admintoy")
 	_, err = b.Status(ctx, "t")
 	assert.ErrorIs(t, err, bus.ErrNotSupported)
+	_, err = b.PoisonQueue(ctx, bus.PoisonQueueOptions{Topic: "t", PoisonTopic: "t.poison"})
+	assert.ErrorIs(t, err, bus.ErrNotSupported)
+	assert.ErrorContains(t, err, "admintoy")
+}
+
+func TestPoisonQueueChecksItsArgumentsAndPassesThem(t *testing.T) {
+	ctx := context.Background()
+	var got bus.PoisonQueueOptions
+	admin := &driver.Admin{PoisonQueue: func(_ context.Context, o driver.PoisonQueueOptions) (driver.PoisonQueue, error) {
+		got = o
+		return nil, nil
+	}}
+	b, err := bus.OpenConfig(ctx, "admintoy", &adminToyConfig{admin: admin})
+	require.NoError(t, err)
+	_, err = b.PoisonQueue(ctx, bus.PoisonQueueOptions{Topic: "t"})
+	assert.ErrorContains(t, err, "poison topic must not be empty")
+	want := bus.PoisonQueueOptions{Topic: "t", PoisonTopic: "t.dead", Group: "g", Redrive: true}
+	_, err = b.PoisonQueue(ctx, want)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	require.NoError(t, b.Close())
+	_, err = b.PoisonQueue(ctx, want)
+	assert.ErrorIs(t, err, bus.ErrClosed)
 }
 
 func TestRewindChecksItsArgumentsAndPassesThem(t *testing.T) {

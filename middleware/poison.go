@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/driver"
 	"github.com/eventbus-go/eventbus/config"
 )
 
@@ -30,7 +31,7 @@ const (
 	HeaderPoisonCoordinates  = "eventbus_poison_coordinates"   // bus.Position.Coordinates, as its driver wrote them
 	HeaderPoisonAttempts     = "eventbus_poison_attempts"      // handler calls on the last delivery
 	HeaderPoisonFirstFailure = "eventbus_poison_first_failure" // when the first attempt failed
-	HeaderPoisonLastFailure  = "eventbus_poison_last_failure"  // when the last attempt failed
+	HeaderPoisonLastFailure  = driver.HeaderPoisonLastFailure  // when the last attempt failed
 	HeaderPoisonHost         = "eventbus_poison_host"          // the consumer's host name
 	// HeaderParkedBehind is set on a message parked (reason "parked") behind an earlier message
 	// of its key: the id of that poisoned message.

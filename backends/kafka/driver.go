@@ -166,13 +166,16 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 	if o.TemporaryGroup && cfg.ConsumerGroup != "" {
 		wsub.removeGroup = groupRemover(cfg.Brokers, sc, cfg.ConsumerGroup, logger)
 	}
+	wpub := &publisher{next: pub, creator: creator, maxBytes: cfg.Publisher.MaxMessageBytes, recordVersion: recordVersion(sc)}
+	admin := newAdmin(cfg.Brokers, sc, logger)
+	admin.PoisonQueue = poisonQueueOpener(cfg.Brokers, sc, wpub)
 	return &driver.Conn{
-		Publisher:    &publisher{next: pub, creator: creator, maxBytes: cfg.Publisher.MaxMessageBytes, recordVersion: recordVersion(sc)},
+		Publisher:    wpub,
 		Subscriber:   wsub,
 		Capabilities: caps,
 		Close:        closeAll,
 		Lag:          newLag(cfg.Brokers, sc, cfg.ConsumerGroup, &closers),
-		Admin:        newAdmin(cfg.Brokers, sc, logger),
+		Admin:        admin,
 		As: func(target any) bool {
 			switch t := target.(type) {
 			case **sarama.Config:

@@ -74,12 +74,14 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 	sub := newSubscriber(subConn, topo, cfg.Consumer, cfg.Reconnect, cfg.ConsumerGroup, o.TemporaryGroup, startFrom, logger)
 	logger.Info("connected to RabbitMQ", "broker", pubConn.Endpoint(), "consumer_group", cfg.ConsumerGroup, "queue_type", cfg.Queue.Type)
 
+	admin := newAdmin(pubConn, topo, cfg.ConsumerGroup)
+	admin.PoisonQueue = poisonQueueOpener(pubConn, topo, pub)
 	return &driver.Conn{
 		Publisher:    pub,
 		Subscriber:   sub,
 		Capabilities: capabilities(&cfg),
 		Lag:          lagFunc(pubConn, topo, cfg.ConsumerGroup),
-		Admin:        newAdmin(pubConn, topo, cfg.ConsumerGroup),
+		Admin:        admin,
 		As: func(target any) bool {
 			switch t := target.(type) {
 			case **amqp.Connection:

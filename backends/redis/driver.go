@@ -130,6 +130,8 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 	} else {
 		caps.Notes[driver.Pipelining] = fmt.Sprintf("up to %d messages out at once (consumer.max_in_flight), each acked on its own", cfg.Consumer.MaxInFlight)
 	}
+	admin := newAdmin(client, &cfg)
+	admin.PoisonQueue = poisonQueueOpener(client, pub)
 	var closeOnce sync.Once
 	var closeErr error
 	return &driver.Conn{
@@ -137,7 +139,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		Subscriber:   sub,
 		Capabilities: caps,
 		Lag:          lagFunc(client, cfg.ConsumerGroup),
-		Admin:        newAdmin(client, &cfg),
+		Admin:        admin,
 		Close: func() error {
 			closeOnce.Do(func() { closeErr = client.Close() })
 			return closeErr

@@ -60,6 +60,26 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 // add runs XADD, trimming by age in it when retention is set (else by length), and an XTRIM by
 // length after it when both are set, in one round trip.
 func (p *publisher) add(ctx context.Context, topic string, values map[string]any, retention time.Duration, maxLen int64) error {
+	if retention <= 0 || maxLen <= 0 {
+		return p.client.XAdd(ctx, xaddArgs(topic, values, retention, maxLen)).Err()
+	}
+	_, err := p.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		queueAdd(ctx, pipe, topic, values, retention, maxLen)
+		return nil
+	})
+	return err
+}
+
+// queueAdd queues on pipe what add runs: for a MULTI that adds an entry together with other
+// commands.
+func queueAdd(ctx context.Context, pipe redis.Pipeliner, topic string, values map[string]any, retention time.Duration, maxLen int64) {
+	pipe.XAdd(ctx, xaddArgs(topic, values, retention, maxLen))
+	if retention > 0 && maxLen > 0 {
+		pipe.XTrimMaxLenApprox(ctx, topic, maxLen, 0)
+	}
+}
+
+func xaddArgs(topic string, values map[string]any, retention time.Duration, maxLen int64) *redis.XAddArgs {
 	args := &redis.XAddArgs{Stream: topic, Values: values, Approx: true}
 	switch {
 	case retention > 0:
@@ -67,15 +87,7 @@ func (p *publisher) add(ctx context.Context, topic string, values map[string]any
 	case maxLen > 0:
 		args.MaxLen = maxLen
 	}
-	if retention <= 0 || maxLen <= 0 {
-		return p.client.XAdd(ctx, args).Err()
-	}
-	_, err := p.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		pipe.XAdd(ctx, args)
-		pipe.XTrimMaxLenApprox(ctx, topic, maxLen, 0)
-		return nil
-	})
-	return err
+	return args
 }
 
 // minID is the stream id below which entries were added more than retention before now: ids

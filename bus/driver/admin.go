@@ -15,15 +15,17 @@ var (
 	ErrUnknownTopic = errors.New("no such topic")
 )
 
-// Admin holds the operator's calls on a connection: what `eventbus replay` and `eventbus
-// status` use. A driver sets the ones its broker supports; a nil field makes the matching bus
-// call fail with ErrNotSupported.
+// Admin holds the operator's calls on a connection: what `eventbus replay`, `eventbus status`
+// and `eventbus dlq` use. A driver sets the ones its broker supports; a nil field makes the
+// matching bus call fail with ErrNotSupported.
 type Admin struct {
 	// Rewind moves a consumer group's position on a topic; see RewindFunc. May be nil.
 	Rewind RewindFunc
 	// Status describes topics, their consumer groups, members and lag; see StatusFunc. May be
 	// nil.
 	Status StatusFunc
+	// PoisonQueue opens a reader of a topic's poison queue; see PoisonQueueFunc. May be nil.
+	PoisonQueue PoisonQueueFunc
 }
 
 // RewindTarget is where Rewind moves a group: exactly one field is set.

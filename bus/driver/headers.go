@@ -22,3 +22,8 @@ const (
 // delivers it anyway, never dropping it, with this header saying what is wrong; the poison
 // middleware sends such a message straight to the poison topic with the reason.
 const HeaderInvalidReason = "eventbus_invalid_reason"
+
+// HeaderPoisonLastFailure is set by the poison middleware on a message it stores in the poison
+// queue: when the last attempt to handle it failed (RFC 3339 with nanoseconds, UTC). A poison
+// queue reader whose broker has no stable name for a record names it by its id and this time.
+const HeaderPoisonLastFailure = "eventbus_poison_last_failure"

@@ -8,6 +8,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/spf13/cobra"
 
+	"github.com/eventbus-go/eventbus/bus"
 	"github.com/eventbus-go/eventbus/middleware"
 )
 
@@ -30,7 +31,7 @@ type dlqFlags struct {
 
 // dlqReaderGroup is the consumer group whose committed offsets mark, on Kafka, where the poison
 // queue begins: redrive and purge commit it past what they removed.
-const dlqReaderGroup = "eventbus-dlq"
+const dlqReaderGroup = bus.DefaultPoisonReaderGroup
 
 func newDLQCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{

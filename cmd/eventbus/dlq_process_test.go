@@ -54,7 +54,7 @@ func TestDLQAsAProcess(t *testing.T) {
 	code, out, errOut = eventbus("dlq", "list", "--topic", be.topic+"-typo")
 	assert.Equal(t, 1, code)
 	assert.Empty(t, out)
-	assert.Contains(t, errOut, "unknown topic "+be.topic+"-typo")
+	assert.Contains(t, errOut, "no such topic "+be.topic+"-typo")
 
 	code, _, errOut = eventbus("dlq", "purge", "--topic", be.topic)
 	assert.Equal(t, 1, code)

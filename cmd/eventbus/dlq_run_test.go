@@ -194,7 +194,7 @@ func TestDLQReadOnlyCommandsCreateNothing(t *testing.T) {
 			}
 			assert.Equal(t, 1, code, cmd)
 			assert.Empty(t, out, cmd)
-			assert.Contains(t, errOut, "unknown topic "+typo, cmd)
+			assert.Contains(t, errOut, "no such topic "+typo, cmd)
 		}
 		for _, topic := range []string{typo, typo + ".poison"} {
 			assert.False(t, be.exists(t, topic), "%s was created", topic)
@@ -233,22 +233,20 @@ func TestDLQRedriveAfterAnInterruptedRunRedrivesOnce(t *testing.T) {
 		require.Eventually(t, queued(1), time.Minute, 100*time.Millisecond)
 
 		// The interrupted run: the record is read and its redriven copy sent, nothing removed.
-		cfg, err := config.Load(be.cfg)
-		require.NoError(t, err)
 		f := &dlqFlags{topic: be.topic, poisonTopic: be.topic + ".poison"}
-		q, err := newPoisonQueue(b, cfg, f, dlqList)
+		q, err := openPoisonQueue(ctx, b, f, dlqList)
 		require.NoError(t, err)
-		n, err := q.open(ctx)
+		n, err := q.Open(ctx)
 		require.NoError(t, err)
 		require.Equal(t, 1, n)
-		require.NoError(t, q.scan(ctx, false, func(rec poisonRecord) (dlqDecision, error) {
-			m := poisoned{msg: rec.msg}
-			m.prov, m.err = middleware.ParseProvenance(rec.msg)
+		require.NoError(t, q.Scan(ctx, false, func(rec bus.PoisonRecord) (bus.PoisonDecision, error) {
+			m := poisoned{msg: rec.Msg}
+			m.prov, m.err = middleware.ParseProvenance(rec.Msg)
 			require.NoError(t, m.err)
-			require.NoError(t, b.Publisher.Publish(be.topic, redriven(m, rec.position)))
+			require.NoError(t, b.Publisher.Publish(be.topic, redriven(m, rec.Position)))
 			return dlqKeep, nil
 		}))
-		require.NoError(t, q.close())
+		require.NoError(t, q.Close())
 		require.Eventually(t, queued(2), time.Minute, 100*time.Millisecond, "the copy failed again")
 		require.Equal(t, 2, calls("ord-1"))
 

@@ -20,88 +20,23 @@ import (
 	"golang.org/x/term"
 
 	"github.com/eventbus-go/eventbus/bus"
-	"github.com/eventbus-go/eventbus/config"
 	"github.com/eventbus-go/eventbus/middleware"
 	"github.com/eventbus-go/eventbus/router"
 )
 
 var (
-	// errUnknownTopic: neither the topic nor its poison queue exists.
-	errUnknownTopic = errors.New("unknown topic")
-	// errIncomplete: the run cannot see the whole poison queue.
-	errIncomplete = errors.New("cannot see the whole poison queue")
 	// errStopScan ends a scan early without failing it (--limit reached).
 	errStopScan = errors.New("scan stopped")
 )
 
-// poisonRecord is one record of a poison queue as a reader returns it.
-type poisonRecord struct {
-	msg *message.Message
-	// position names the record in the poison queue, the same on every run (a Kafka offset, a
-	// stream id): the value of middleware.HeaderRedriveID on its redriven copy.
-	position string
-}
-
-// dlqDecision is what a scan does with a record after visiting it: keep it (the zero value) or
-// remove it, after sending send to topic for consumer group when send is not nil (a redrive).
-// The scan calls done once the record is removed.
-type dlqDecision struct {
-	remove       bool
-	send         *message.Message
-	topic, group string
-	done         func()
-}
-
 var (
-	dlqKeep   = dlqDecision{}             // it stays in the poison queue
-	dlqRemove = dlqDecision{remove: true} // it leaves the poison queue
+	dlqKeep   = bus.PoisonDecision{}             // it stays in the poison queue
+	dlqRemove = bus.PoisonDecision{Remove: true} // it leaves the poison queue
 )
 
-// sendRedrive sends a redrive through the bus's publisher, to every group of the topic:
-// middleware.RedriveFilter lets only d.group handle it.
-func sendRedrive(b *bus.Bus, d dlqDecision) error {
-	if err := b.Publisher.Publish(d.topic, d.send); err != nil {
-		return fmt.Errorf("redrive %s to %s: %w (it stays in the poison queue)", d.send.UUID, d.topic, err)
-	}
-	return nil
-}
-
-// removed calls d.done, if any: the record left the poison queue.
-func (d dlqDecision) removed() {
-	if d.done != nil {
-		d.done()
-	}
-}
-
-// poisonQueue reads one topic's poison queue through the backend's native client.
-type poisonQueue interface {
-	// describe names the queue for messages: which topic, stream or queue, in which group.
-	describe() string
-	// open fixes the end of the queue the run works on (what is there now) and returns how many
-	// records lie before it. It declares and creates nothing, and fails wrapping
-	// errUnknownTopic when neither the topic nor its poison queue exists.
-	open(ctx context.Context) (int, error)
-	// scan calls visit for each record up to that end, in queue order. Unless act, it takes and
-	// changes nothing. With act, a record visit decided to remove is removed (after its redrive
-	// was sent) before the next record is visited; the others stay. A scan with act must follow one without, with
-	// the same decisions: a backend may use it to bound what it touches.
-	scan(ctx context.Context, act bool, visit func(poisonRecord) (dlqDecision, error)) error
-	close() error
-}
-
-func newPoisonQueue(b *bus.Bus, cfg *config.Config, f *dlqFlags, action dlqAction) (poisonQueue, error) {
-	switch b.Backend() {
-	case "kafka":
-		if f.dlqGroup == "" {
-			f.dlqGroup = dlqReaderGroup
-		}
-		return newKafkaPoisonQueue(b, f)
-	case "redis":
-		return newRedisPoisonQueue(b, cfg, f)
-	case "rabbitmq":
-		return newRabbitPoisonQueue(b, cfg, f, action)
-	}
-	return nil, fmt.Errorf("dlq on backend %s: %w (dlq knows kafka, redis and rabbitmq)", b.Backend(), bus.ErrNotSupported)
+// openPoisonQueue opens the reader of f.topic's poison queue through the bus's backend.
+func openPoisonQueue(ctx context.Context, b *bus.Bus, f *dlqFlags, action dlqAction) (bus.PoisonQueue, error) {
+	return b.PoisonQueue(ctx, bus.PoisonQueueOptions{Topic: f.topic, PoisonTopic: f.poisonTopic, Group: f.dlqGroup, Redrive: action == dlqRedrive})
 }
 
 func (f *dlqFlags) selects(p poisoned) bool {
@@ -159,21 +94,21 @@ func runDLQ(g *globals, f *dlqFlags, cmd *cobra.Command, action dlqAction) error
 		return err
 	}
 	defer b.Close()
-	q, err := newPoisonQueue(b, cfg, f, action)
+	q, err := openPoisonQueue(ctx, b, f, action)
 	if err != nil {
 		return err
 	}
-	defer q.close()
+	defer q.Close()
 
 	run := &dlqRun{f: f, b: b, q: q, action: action, out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr()}
 	runErr := run.run(ctx)
-	return errors.Join(runErr, q.close(), b.Close())
+	return errors.Join(runErr, q.Close(), b.Close())
 }
 
 type dlqRun struct {
 	f           *dlqFlags
 	b           *bus.Bus
-	q           poisonQueue
+	q           bus.PoisonQueue
 	action      dlqAction
 	out, errOut io.Writer
 }
@@ -181,9 +116,9 @@ type dlqRun struct {
 func (r *dlqRun) acts() bool { return (r.action == dlqRedrive || r.action == dlqPurge) && !r.f.dryRun }
 
 func (r *dlqRun) run(ctx context.Context) error {
-	count, err := r.q.open(ctx)
+	count, err := r.q.Open(ctx)
 	if err != nil {
-		return fmt.Errorf("%s: %w", r.q.describe(), err)
+		return fmt.Errorf("%s: %w", r.q.Describe(), err)
 	}
 	if count == 0 {
 		r.summary(&dlqPass{})
@@ -231,16 +166,16 @@ func (r *dlqRun) run(ctx context.Context) error {
 	}
 	r.summary(final)
 	if scanErr != nil && r.acts() {
-		return fmt.Errorf("%s: %w (%d of the selected messages were %s before it stopped)", r.q.describe(), scanErr, final.acted, r.done())
+		return fmt.Errorf("%s: %w (%d of the selected messages were %s before it stopped)", r.q.Describe(), scanErr, final.acted, r.done())
 	}
 	if scanErr != nil {
-		return fmt.Errorf("%s: %w", r.q.describe(), scanErr)
+		return fmt.Errorf("%s: %w", r.q.Describe(), scanErr)
 	}
 	return nil
 }
 
 func (r *dlqRun) scan(ctx context.Context, p *dlqPass, act bool) error {
-	err := r.q.scan(ctx, act, p.visit)
+	err := r.q.Scan(ctx, act, p.visit)
 	if errors.Is(err, errStopScan) {
 		return nil
 	}
@@ -299,11 +234,11 @@ func (r *dlqRun) newPass(final bool, bar *progressbar.ProgressBar) *dlqPass {
 	return p
 }
 
-func (p *dlqPass) visit(rec poisonRecord) (dlqDecision, error) {
+func (p *dlqPass) visit(rec bus.PoisonRecord) (bus.PoisonDecision, error) {
 	r, f := p.r, p.r.f
 	p.total++
-	m := poisoned{msg: rec.msg}
-	m.prov, m.err = middleware.ParseProvenance(rec.msg)
+	m := poisoned{msg: rec.Msg}
+	m.prov, m.err = middleware.ParseProvenance(rec.Msg)
 	if m.err != nil {
 		p.foreign++
 		return dlqKeep, nil
@@ -337,14 +272,14 @@ func (p *dlqPass) visit(rec poisonRecord) (dlqDecision, error) {
 		return dlqKeep, nil
 	}
 	// redrive, purge
-	if p.duplicate(m, rec.position) {
+	if p.duplicate(m, rec.Position) {
 		p.duplicates++
 		if r.acts() {
 			if !p.final {
 				return dlqRemove, nil
 			}
 			// The same message as one handled before in this run: removed, not redriven.
-			return dlqDecision{remove: true, done: p.count}, nil
+			return bus.PoisonDecision{Remove: true, Done: p.count}, nil
 		}
 		return dlqKeep, nil
 	}
@@ -368,9 +303,9 @@ func (p *dlqPass) visit(rec poisonRecord) (dlqDecision, error) {
 	if !p.final {
 		return dlqRemove, nil
 	}
-	d := dlqDecision{remove: true, done: p.count}
+	d := bus.PoisonDecision{Remove: true, Done: p.count}
 	if r.action == dlqRedrive {
-		d.send, d.topic, d.group = redriven(m, rec.position), m.prov.Topic, m.prov.Group
+		d.Send, d.Topic, d.Group = redriven(m, rec.Position), m.prov.Topic, m.prov.Group
 	}
 	return d, nil
 }

@@ -135,7 +135,7 @@ func runStatus(g *globals, f *statusFlags, cmd *cobra.Command) error {
 	for _, ts := range topics {
 		r := report(ts)
 		r.PoisonTopic = routerCfg.Poison.PoisonTopic(ts.Topic)
-		if r.PoisonDepth, err = poisonDepth(ctx, b, r.PoisonTopic); err != nil {
+		if r.PoisonDepth, err = poisonDepth(ctx, b, ts.Topic, r.PoisonTopic); err != nil {
 			return err
 		}
 		reports = append(reports, r)
@@ -185,42 +185,27 @@ func report(ts bus.TopicStatus) topicReport {
 	return r
 }
 
-// poisonDepth counts the messages in a poison topic as the dlq command sees them: on Kafka the
-// records past the dlq reader group's committed offsets, on Redis the stream's entries, on
-// RabbitMQ the ready messages in the configured group's queue of the poison topic. A poison
-// topic that does not exist holds none; -1 when the backend cannot count (a RabbitMQ stream).
-func poisonDepth(ctx context.Context, b *bus.Bus, poisonTopic string) (int64, error) {
-	var groups []string
-	if b.Backend() == "kafka" {
-		groups = []string{dlqReaderGroup}
-	}
-	st, err := b.Status(ctx, poisonTopic, groups...)
-	if err != nil {
-		if errors.Is(err, bus.ErrUnknownTopic) {
-			return 0, nil
-		}
-		return 0, fmt.Errorf("poison queue %s: %w", poisonTopic, err)
-	}
-	var n int64
-	known := b.Backend() == "redis"
-	for _, ts := range st {
-		if b.Backend() == "redis" {
-			for _, p := range ts.Partitions {
-				n += p.Messages
-			}
-			continue
-		}
-		for _, gs := range ts.Groups {
-			for _, l := range gs.Lag {
-				n += max(l.Lag, 0)
-				known = known || l.Lag >= 0
-			}
-		}
-	}
-	if !known {
+// poisonDepth counts the messages in topic's poison queue as the dlq command sees them (on
+// Kafka the records past the dlq reader group's committed offsets, on Redis the stream's
+// entries, on RabbitMQ the ready messages in the configured group's queue of the poison
+// topic): 0 when it does not exist, -1 when the backend cannot count them (a RabbitMQ stream).
+func poisonDepth(ctx context.Context, b *bus.Bus, topic, poisonTopic string) (int64, error) {
+	q, err := b.PoisonQueue(ctx, bus.PoisonQueueOptions{Topic: topic, PoisonTopic: poisonTopic})
+	if errors.Is(err, bus.ErrNotSupported) {
 		return -1, nil
 	}
-	return n, nil
+	if err != nil {
+		return 0, err
+	}
+	n, err := q.Depth(ctx)
+	err = errors.Join(err, q.Close())
+	switch {
+	case errors.Is(err, bus.ErrUnknownTopic):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("poison queue %s: %w", poisonTopic, err)
+	}
+	return int64(n), nil
 }
 
 func printStatus(w io.Writer, reports []topicReport) error {

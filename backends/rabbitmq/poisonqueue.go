@@ -1,4 +1,4 @@
-package main
+package rabbitmq
 
 import (
 	"context"
@@ -6,26 +6,24 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/eventbus-go/eventbus/backends/rabbitmq"
-	"github.com/eventbus-go/eventbus/bus"
-	"github.com/eventbus-go/eventbus/config"
-	"github.com/eventbus-go/eventbus/middleware"
+	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
 // consumersGoneWithin is how long open waits for a poison queue's consumers to go before it
 // refuses to read a queue they hold messages of.
 const consumersGoneWithin = 3 * time.Second
 
-// rabbitPoisonQueue is the queue a consumer group's poisoned messages of a topic are routed to
+// poisonQueue is the queue a consumer group's poisoned messages of a topic are routed to
 // (the group's queue of the poison topic). It is read with basic.get, each message held
 // unacknowledged until the scan ends and then requeued, unless the run removes it (ack). Nothing
 // is declared: a queue that does not exist is reported, not created.
-type rabbitPoisonQueue struct {
-	b                         *bus.Bus
+type poisonQueue struct {
+	pub                       message.Publisher
 	conn                      *amqp.Connection
-	cfg                       *rabbitmq.Config
+	topo                      topology
 	topic, poisonTopic, group string
 	queue                     string
 	count                     int
@@ -33,39 +31,35 @@ type rabbitPoisonQueue struct {
 	inTx                      bool            // the run redrives: act in transactions
 }
 
-func newRabbitPoisonQueue(b *bus.Bus, cfg *config.Config, f *dlqFlags, action dlqAction) (*rabbitPoisonQueue, error) {
-	bc, err := bus.BackendConfig(cfg)
-	if err != nil {
-		return nil, err
+// poisonQueueOpener answers driver.Admin.PoisonQueue over conn; pub sends a redrive whose
+// provenance names no group.
+func poisonQueueOpener(conn *Connection, topo topology, pub message.Publisher) driver.PoisonQueueFunc {
+	return func(_ context.Context, o driver.PoisonQueueOptions) (driver.PoisonQueue, error) {
+		if topo.stream() {
+			return nil, fmt.Errorf("poison queue on rabbitmq queue.type %s: %w (a stream keeps every message: read it with consume --from oldest)", topo.cfg.Queue.Type, driver.ErrNotSupported)
+		}
+		group := o.Group
+		if group == "" {
+			group = topo.cfg.ConsumerGroup
+		}
+		if group == "" {
+			return nil, fmt.Errorf("poison queue of %s: %w without a consumer group (rabbitmq keeps poisoned messages in a group's queue): set rabbitmq.consumer_group or name the group", o.Topic, driver.ErrNotSupported)
+		}
+		c, err := conn.Current()
+		if err != nil {
+			return nil, fmt.Errorf("rabbitmq poison queue of %s: %w", o.Topic, err)
+		}
+		return &poisonQueue{pub: pub, conn: c, topo: topo, topic: o.Topic, poisonTopic: o.PoisonTopic, group: group,
+			queue: topo.queueName(o.PoisonTopic, group), groupQueues: map[string]bool{}, inTx: o.Redrive}, nil
 	}
-	rc, ok := bc.(*rabbitmq.Config)
-	if !ok {
-		return nil, fmt.Errorf("rabbitmq backend config is a %T", bc)
-	}
-	if rc.Queue.Type == rabbitmq.QueueStream {
-		return nil, fmt.Errorf("dlq on rabbitmq queue.type %s: %w (a stream keeps every message; read it with consume --from oldest)", rc.Queue.Type, bus.ErrNotSupported)
-	}
-	var conn *amqp.Connection
-	if !b.As(&conn) {
-		return nil, errors.New("rabbitmq backend is not connected")
-	}
-	group := rc.ConsumerGroup
-	if f.dlqGroup != "" {
-		group = f.dlqGroup
-	}
-	if group == "" {
-		return nil, errors.New("rabbitmq keeps poisoned messages in a consumer group's queue: set rabbitmq.consumer_group or --dlq-group")
-	}
-	return &rabbitPoisonQueue{b: b, conn: conn, cfg: rc, topic: f.topic, poisonTopic: f.poisonTopic, group: group,
-		queue: rc.QueueName(f.poisonTopic, group), groupQueues: map[string]bool{}, inTx: action == dlqRedrive}, nil
 }
 
-func (q *rabbitPoisonQueue) describe() string {
+func (q *poisonQueue) Describe() string {
 	return fmt.Sprintf("rabbitmq queue %s (group %s)", q.queue, q.group)
 }
 
 // inspect declares queue passively: its depth and consumers, or ok false when it does not exist.
-func (q *rabbitPoisonQueue) inspect(queue string) (amqp.Queue, bool, error) {
+func (q *poisonQueue) inspect(queue string) (amqp.Queue, bool, error) {
 	ch, err := q.conn.Channel()
 	if err != nil {
 		return amqp.Queue{}, false, err
@@ -79,21 +73,37 @@ func (q *rabbitPoisonQueue) inspect(queue string) (amqp.Queue, bool, error) {
 	return info, err == nil, err
 }
 
-func (q *rabbitPoisonQueue) open(ctx context.Context) (int, error) {
-	info, ok, err := q.inspect(q.queue)
+// Depth is the number of messages ready in the group's queue of the poison topic: those a
+// consumer holds are not counted.
+func (q *poisonQueue) Depth(context.Context) (int, error) {
+	info, _, err := q.info()
+	return info.Messages, err
+}
+
+// info inspects the poison queue; ok is false, with no error, when it does not exist but the
+// topic's queue of the group does (nothing was ever poisoned).
+func (q *poisonQueue) info() (info amqp.Queue, ok bool, err error) {
+	info, ok, err = q.inspect(q.queue)
 	if err != nil {
-		return 0, fmt.Errorf("inspect queue %s: %w", q.queue, err)
+		return info, false, fmt.Errorf("inspect queue %s: %w", q.queue, err)
+	}
+	if ok {
+		return info, true, nil
+	}
+	topicQueue := q.topo.queueName(q.topic, q.group)
+	if _, ok, err = q.inspect(topicQueue); err != nil {
+		return info, false, fmt.Errorf("inspect queue %s: %w", topicQueue, err)
 	}
 	if !ok {
-		topicQueue := q.cfg.QueueName(q.topic, q.group)
-		_, ok, err := q.inspect(topicQueue)
-		if err != nil {
-			return 0, fmt.Errorf("inspect queue %s: %w", topicQueue, err)
-		}
-		if !ok {
-			return 0, fmt.Errorf("%w %s in group %s: neither its queue %s nor the poison queue %s exists on rabbitmq", errUnknownTopic, q.topic, q.group, topicQueue, q.queue)
-		}
-		return 0, nil
+		return info, false, fmt.Errorf("%w %s in group %s: neither its queue %s nor the poison queue %s exists on rabbitmq", driver.ErrUnknownTopic, q.topic, q.group, topicQueue, q.queue)
+	}
+	return info, false, nil
+}
+
+func (q *poisonQueue) Open(ctx context.Context) (int, error) {
+	info, ok, err := q.info()
+	if err != nil || !ok {
+		return 0, err
 	}
 	// A quorum queue counts each basic.get of a closed channel as a consumer for a moment after
 	// the close (its cleanup is asynchronous): give an earlier run's channel time to go.
@@ -109,13 +119,13 @@ func (q *rabbitPoisonQueue) open(ctx context.Context) (int, error) {
 	}
 	if info.Consumers > 0 {
 		return 0, fmt.Errorf("%w: queue %s has %d consumer(s), which hold messages this run cannot see; stop them (another dlq run, or a service subscribed to %s) and run again",
-			errIncomplete, q.queue, info.Consumers, q.poisonTopic)
+			driver.ErrIncomplete, q.queue, info.Consumers, q.poisonTopic)
 	}
 	q.count = info.Messages
 	return q.count, nil
 }
 
-func (q *rabbitPoisonQueue) scan(ctx context.Context, act bool, visit func(poisonRecord) (dlqDecision, error)) error {
+func (q *poisonQueue) Scan(ctx context.Context, act bool, visit func(driver.PoisonRecord) (driver.PoisonDecision, error)) error {
 	if q.count == 0 {
 		return nil
 	}
@@ -146,21 +156,21 @@ func (q *rabbitPoisonQueue) scan(ctx context.Context, act bool, visit func(poiso
 		}
 		if !ok {
 			return fmt.Errorf("%w: queue %s held %d messages when the run started, %d could be read: another consumer took the rest",
-				errIncomplete, q.queue, q.count, i)
+				driver.ErrIncomplete, q.queue, q.count, i)
 		}
-		msg := rabbitmq.Unmarshal(d)
+		msg := unmarshal(d)
 		// A delivery tag names a delivery, not the message: the record is named by its event id
 		// and the time it was poisoned, which stay the same across runs.
-		pos := "rabbitmq " + q.queue + " " + msg.UUID + "@" + msg.Metadata.Get(middleware.HeaderPoisonLastFailure)
-		dec, err := visit(poisonRecord{msg: msg, position: pos})
+		pos := "rabbitmq " + q.queue + " " + msg.UUID + "@" + msg.Metadata.Get(driver.HeaderPoisonLastFailure)
+		dec, err := visit(driver.PoisonRecord{Msg: msg, Position: pos})
 		if err != nil {
 			return err
 		}
-		if !act || !dec.remove {
+		if !act || !dec.Remove {
 			lastKept = d.DeliveryTag
 			continue
 		}
-		if dec.send != nil {
+		if dec.Send != nil {
 			if err := q.redrive(ctx, ch, dec); err != nil {
 				return err
 			}
@@ -173,7 +183,7 @@ func (q *rabbitPoisonQueue) scan(ctx context.Context, act bool, visit func(poiso
 				return fmt.Errorf("tx.commit of %s: %w", msg.UUID, err)
 			}
 		}
-		dec.removed()
+		dec.Removed()
 	}
 	if lastKept > 0 {
 		// Back in the queue, in their places, before the next scan reads it again.
@@ -189,30 +199,34 @@ func (q *rabbitPoisonQueue) scan(ctx context.Context, act bool, visit func(poiso
 	return nil
 }
 
-// redrive publishes d.send straight to the queue of d.group for d.topic (through the default
+// redrive publishes d.send straight to the queue of d.Group for d.Topic (through the default
 // exchange), so that no other group's queue receives it, on ch, whose transaction commits it
 // with the ack of its record. The queue must exist: a group that never consumed the topic has
 // nothing to redrive to. A message whose provenance names no group goes through the topic's
 // exchange like any publish, outside the transaction.
-func (q *rabbitPoisonQueue) redrive(ctx context.Context, ch *amqp.Channel, d dlqDecision) error {
-	if d.group == "" {
-		return sendRedrive(q.b, d) // no group to address: every group's queue of the topic
+func (q *poisonQueue) redrive(ctx context.Context, ch *amqp.Channel, d driver.PoisonDecision) error {
+	if d.Group == "" {
+		// No group to address: every group's queue of the topic.
+		if err := q.pub.Publish(d.Topic, d.Send); err != nil {
+			return fmt.Errorf("redrive %s to %s: %w (it stays in the poison queue)", d.Send.UUID, d.Topic, err)
+		}
+		return nil
 	}
-	queue := q.cfg.QueueName(d.topic, d.group)
+	queue := q.topo.queueName(d.Topic, d.Group)
 	if !q.groupQueues[queue] {
 		_, ok, err := q.inspect(queue)
 		if err != nil {
-			return fmt.Errorf("redrive %s: inspect queue %s: %w", d.send.UUID, queue, err)
+			return fmt.Errorf("redrive %s: inspect queue %s: %w", d.Send.UUID, queue, err)
 		}
 		if !ok {
-			return fmt.Errorf("redrive %s: group %s has no queue %s for topic %s (it stays in the poison queue)", d.send.UUID, d.group, queue, d.topic)
+			return fmt.Errorf("redrive %s: group %s has no queue %s for topic %s (it stays in the poison queue)", d.Send.UUID, d.Group, queue, d.Topic)
 		}
 		q.groupQueues[queue] = true
 	}
-	if err := ch.PublishWithContext(ctx, "", queue, false, false, rabbitmq.Marshal(d.send, q.cfg.Publisher.Persistent)); err != nil {
-		return fmt.Errorf("redrive %s to queue %s: %w (it stays in the poison queue)", d.send.UUID, queue, err)
+	if err := ch.PublishWithContext(ctx, "", queue, false, false, marshal(d.Send, q.topo.cfg.Publisher.Persistent)); err != nil {
+		return fmt.Errorf("redrive %s to queue %s: %w (it stays in the poison queue)", d.Send.UUID, queue, err)
 	}
 	return nil
 }
 
-func (q *rabbitPoisonQueue) close() error { return nil }
+func (q *poisonQueue) Close() error { return nil }
