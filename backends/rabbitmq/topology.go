@@ -257,11 +257,12 @@ func (c *Config) ExchangeName(topic string) string { return topology{cfg: c}.exc
 
 // DeleteQueue deletes a queue on a channel of its own, for tools that clean up after
 // themselves (the conformance and bench commands): a queue that is not there closes the channel
-// with 404, which is not an error here.
-func DeleteQueue(conn *amqp.Connection, name string) error {
-	ch, err := conn.Channel()
+// with 404, which is not an error here. A connection the broker closed is waited for (until ctx
+// ends), so that a cleanup after a long run does not fail on a dropped connection.
+func (c *Connection) DeleteQueue(ctx context.Context, name string) error {
+	ch, err := c.Channel(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("delete queue %s: %w", name, err)
 	}
 	defer ch.Close()
 	var ae *amqp.Error

@@ -25,9 +25,13 @@ func rabbitBench(_ context.Context, admin *bus.Bus, rc *rabbitmq.Config, _ bench
 	if queueType == rabbitmq.QueueStream {
 		queueType = rabbitmq.QueueQuorum
 	}
-	cleanup := func(_ context.Context, topics []string, group string) error {
+	var managed *rabbitmq.Connection
+	if !admin.As(&managed) {
+		return nil, errors.New("the rabbitmq bus gives no connection")
+	}
+	cleanup := func(ctx context.Context, topics []string, group string) error {
 		for _, t := range topics {
-			if err := rabbitmq.DeleteQueue(conn, queueName(rc.Queue.Name, group, t)); err != nil {
+			if err := managed.DeleteQueue(ctx, queueName(rc.Queue.Name, group, t)); err != nil {
 				return err
 			}
 		}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	amqp "github.com/rabbitmq/amqp091-go"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/eventbus-go/eventbus/backends/kafka"
@@ -158,7 +157,7 @@ func removeTopics(ctx context.Context, cfg *config.Config, logger *slog.Logger, 
 			return err
 		}
 		rc := bc.(*rabbitmq.Config)
-		var conn *amqp.Connection
+		var conn *rabbitmq.Connection
 		if !b.As(&conn) {
 			return errors.New("the rabbitmq bus gives no connection")
 		}
@@ -177,7 +176,7 @@ func removeTopics(ctx context.Context, cfg *config.Config, logger *slog.Logger, 
 			}
 		}
 		for _, q := range queues {
-			if err := rabbitmq.DeleteQueue(conn, q); err != nil {
+			if err := conn.DeleteQueue(ctx, q); err != nil {
 				return err
 			}
 		}
