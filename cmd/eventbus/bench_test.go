@@ -109,7 +109,7 @@ func TestBenchCommand(t *testing.T) {
 			assert.NotEmpty(t, rep.Durability)
 			assert.Positive(t, rep.MaxRSS, "VmHWM is read on Linux")
 			if tc.left != nil {
-				assert.Zero(t, tc.left(t, prefix), "the run removes what it created")
+				assert.Zero(t, tc.left(t, prefix), "the run removes what it created; its stderr:\n%s", errOut)
 			}
 		})
 	}
