@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
@@ -35,6 +37,7 @@ type (
 	PoisonQueueOptions = driver.PoisonQueueOptions
 	PoisonRecord       = driver.PoisonRecord
 	PoisonDecision     = driver.PoisonDecision
+	BacklogEnd         = driver.BacklogEnd
 )
 
 // Rewind moves consumer group's position on topic to target so that the group's next run is
@@ -81,6 +84,48 @@ func (b *Bus) PoisonQueue(ctx context.Context, o PoisonQueueOptions) (PoisonQueu
 		return nil, err
 	}
 	return b.conn.Admin.PoisonQueue(ctx, o)
+}
+
+// SubscribeToEnd subscribes to topic as b.Subscriber does and captures the end of the backlog
+// the bus's consumer group has to read, as it stood when the subscription began: a reader that
+// passes every message it is handed to end.Saw can stop once end.Reached() (`eventbus consume
+// --exit-at-end`). It fails with ErrNotSupported where the backend cannot tell where a topic
+// ends (a RabbitMQ stream).
+func (b *Bus) SubscribeToEnd(ctx context.Context, topic string) (<-chan *message.Message, BacklogEnd, error) {
+	if err := b.adminReady("the end of "+topic, b.conn.Admin != nil && b.conn.Admin.BacklogEnd != nil); err != nil {
+		return nil, nil, err
+	}
+	var end BacklogEnd
+	var err error
+	if !b.conn.Admin.BacklogEndAfterSubscribe {
+		if end, err = b.conn.Admin.BacklogEnd(ctx, topic); err != nil {
+			return nil, nil, fmt.Errorf("the end of %s: %w", topic, err)
+		}
+	}
+	msgs, err := b.Subscriber.Subscribe(ctx, topic)
+	if err != nil {
+		return nil, nil, fmt.Errorf("subscribe to %s: %w", topic, err)
+	}
+	if end == nil {
+		if end, err = b.conn.Admin.BacklogEnd(ctx, topic); err != nil {
+			return nil, nil, fmt.Errorf("the end of %s: %w", topic, err)
+		}
+	}
+	return msgs, end, nil
+}
+
+// ConsumeNotes returns what an operator about to consume topic in the bus's consumer group
+// should know first, one sentence each (on RabbitMQ: that messages published before the
+// group's queue existed are not in it, that a classic or quorum queue keeps no history); nil
+// when there is nothing to say. It creates nothing.
+func (b *Bus) ConsumeNotes(ctx context.Context, topic string) ([]string, error) {
+	if b.conn.Admin == nil || b.conn.Admin.ConsumeNotes == nil {
+		return nil, nil
+	}
+	if err := b.adminReady("notes on "+topic, true); err != nil {
+		return nil, err
+	}
+	return b.conn.Admin.ConsumeNotes(ctx, topic)
 }
 
 func (b *Bus) adminReady(what string, supported bool) error {

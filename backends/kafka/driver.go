@@ -169,6 +169,10 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 	wpub := &publisher{next: pub, creator: creator, maxBytes: cfg.Publisher.MaxMessageBytes, recordVersion: recordVersion(sc)}
 	admin := newAdmin(cfg.Brokers, sc, logger)
 	admin.PoisonQueue = poisonQueueOpener(cfg.Brokers, sc, wpub)
+	if cfg.ConsumerGroup != "" {
+		newest := cfg.Consumer.StartFrom == "newest" && o.StartAt.IsZero() && o.StartPosition == ""
+		admin.BacklogEnd, admin.BacklogEndAfterSubscribe = backlogEnd(cfg.Brokers, sc, cfg.ConsumerGroup, newest), true
+	}
 	return &driver.Conn{
 		Publisher:    wpub,
 		Subscriber:   wsub,

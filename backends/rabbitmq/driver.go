@@ -76,6 +76,10 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 
 	admin := newAdmin(pubConn, topo, cfg.ConsumerGroup)
 	admin.PoisonQueue = poisonQueueOpener(pubConn, topo, pub)
+	if cfg.ConsumerGroup != "" {
+		admin.BacklogEnd = backlogEnd(pubConn, topo, cfg.ConsumerGroup)
+		admin.ConsumeNotes = consumeNotes(pubConn, topo, cfg.ConsumerGroup)
+	}
 	return &driver.Conn{
 		Publisher:    pub,
 		Subscriber:   sub,

@@ -132,6 +132,9 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 	}
 	admin := newAdmin(client, &cfg)
 	admin.PoisonQueue = poisonQueueOpener(client, pub)
+	if start, err := startID(cfg.Consumer.StartFrom); err == nil && cfg.ConsumerGroup != "" {
+		admin.BacklogEnd = backlogEnd(client, cfg.ConsumerGroup, start)
+	}
 	var closeOnce sync.Once
 	var closeErr error
 	return &driver.Conn{

@@ -15,8 +15,8 @@ var (
 	ErrUnknownTopic = errors.New("no such topic")
 )
 
-// Admin holds the operator's calls on a connection: what `eventbus replay`, `eventbus status`
-// and `eventbus dlq` use. A driver sets the ones its broker supports; a nil field makes the
+// Admin holds the operator's calls on a connection: what `eventbus replay`, `eventbus status`,
+// `eventbus dlq` and `eventbus consume` use. A driver sets the ones its broker supports; a nil field makes the
 // matching bus call fail with ErrNotSupported.
 type Admin struct {
 	// Rewind moves a consumer group's position on a topic; see RewindFunc. May be nil.
@@ -26,6 +26,16 @@ type Admin struct {
 	Status StatusFunc
 	// PoisonQueue opens a reader of a topic's poison queue; see PoisonQueueFunc. May be nil.
 	PoisonQueue PoisonQueueFunc
+	// BacklogEnd captures where a topic's backlog ends for the connection's group; see
+	// BacklogEndFunc. May be nil.
+	BacklogEnd BacklogEndFunc
+	// BacklogEndAfterSubscribe says BacklogEnd is to be called after the subscription is made
+	// (Kafka: subscribing places a group that starts at a time or position); otherwise before
+	// (Redis, RabbitMQ: reading moves what BacklogEnd looks at).
+	BacklogEndAfterSubscribe bool
+	// ConsumeNotes says what an operator should know before consuming; see ConsumeNotesFunc.
+	// May be nil.
+	ConsumeNotes ConsumeNotesFunc
 }
 
 // RewindTarget is where Rewind moves a group: exactly one field is set.

@@ -141,32 +141,30 @@ func runConsume(g *globals, f *consumeFlags, cmd *cobra.Command) error {
 	}
 	// Said before subscribing, which declares the queue, and before waiting for events, so
 	// that an operator does not wait for events that cannot come.
-	if err := warnAboutHistory(cmd.ErrOrStderr(), b, cfg, f.topic, groupName, cmd.Flags().Changed("from"), startFrom); err != nil {
+	notes, err := b.ConsumeNotes(ctx, f.topic)
+	if err != nil {
 		return err
 	}
-	var end backlogEnd
-	var startAt bus.Options
-	for _, o := range startOpts {
-		o(&startAt)
+	if caps := b.Capabilities(); cmd.Flags().Changed("from") && startFrom == bus.StartOldest && !caps.Has(bus.Replay) {
+		notes = append([]string{fmt.Sprintf("--from oldest: %s keeps no history to start from (%s); consume reads what group %s is handed from now on",
+			b.Backend(), caps.Notes[bus.Replay], groupName)}, notes...)
 	}
-	if f.exitAtEnd && b.Backend() != "kafka" { // see captureEnd for the order
-		if end, err = captureEnd(ctx, b, cfg, f.topic, groupName, startFrom, startAt); err != nil {
+	for _, n := range notes {
+		fmt.Fprintf(cmd.ErrOrStderr(), "eventbus: note: %s\n", n)
+	}
+	var msgs <-chan *message.Message
+	var end bus.BacklogEnd
+	if f.exitAtEnd {
+		if msgs, end, err = b.SubscribeToEnd(ctx, f.topic); err != nil {
 			return fmt.Errorf("--exit-at-end: %w", err)
 		}
-	}
-	msgs, err := b.Subscriber.Subscribe(ctx, f.topic)
-	if err != nil {
+	} else if msgs, err = b.Subscriber.Subscribe(ctx, f.topic); err != nil {
 		return fmt.Errorf("subscribe to %s: %w", f.topic, err)
-	}
-	if f.exitAtEnd && b.Backend() == "kafka" {
-		if end, err = captureEnd(ctx, b, cfg, f.topic, groupName, startFrom, startAt); err != nil {
-			return fmt.Errorf("--exit-at-end: %w", err)
-		}
 	}
 	enc := json.NewEncoder(cmd.OutOrStdout())
 	seen := 0
 	for f.count == 0 || seen < f.count {
-		if end != nil && end.reached() {
+		if end != nil && end.Reached() {
 			return b.Close()
 		}
 		select {
@@ -197,7 +195,7 @@ func runConsume(g *globals, f *consumeFlags, cmd *cobra.Command) error {
 			msg.Ack()
 			seen++
 			if end != nil {
-				end.saw(msg)
+				end.Saw(msg)
 			}
 		}
 	}

@@ -294,7 +294,7 @@ func TestConsumeOnRabbitMQSaysWhatItCannotShow(t *testing.T) {
 	code, out, errOut := runBinary(t, "", "consume", "--config", cfg, "--topic", "orders", "--exit-at-end")
 	require.Equal(t, 0, code, errOut)
 	assert.Empty(t, out)
-	assert.Regexp(t, `note: group eventbus-cli-\S+ has no queue for orders yet; consume declares \S+ now, and messages published before it existed are not in it. To read those, consume as a group whose queue publish declares \(rabbitmq.publisher.declare_groups: --group eventbus\), or set rabbitmq.queue.type: stream`, errOut)
+	assert.Regexp(t, `note: group eventbus-cli-\S+ has no queue for orders yet; subscribing declares \S+ now, and messages published before it existed are not in it. To read those, consume as a group whose queue publishers declare \(rabbitmq.publisher.declare_groups: eventbus\), or set rabbitmq.queue.type: stream`, errOut)
 
 	// The configured group's queue was declared by publish: it holds both, and --exit-at-end
 	// stops after its depth at start.
@@ -308,7 +308,7 @@ func TestConsumeOnRabbitMQSaysWhatItCannotShow(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, ct.UTC().Format(time.RFC3339Nano), got[0].Headers["ce_time"])
 	assert.NotContains(t, errOut, "has no queue")
-	assert.Contains(t, errOut, "note: --from oldest: a RabbitMQ quorum queue keeps no history")
+	assert.Contains(t, errOut, "note: --from oldest: rabbitmq keeps no history to start from (only with queue.type: stream;")
 
 	code, _, errOut = runBinary(t, "", "consume", "--config", cfg, "--topic", "orders", "--from", "2026-01-01T00:00:00Z", "--count", "1")
 	assert.Equal(t, 1, code)
@@ -349,5 +349,5 @@ func TestConsumeFromOnRabbitMQStream(t *testing.T) {
 
 	code, _, errOut = runBinary(t, "", "consume", "--config", cfg, "--topic", "orders", "--exit-at-end")
 	assert.Equal(t, 1, code)
-	assert.Contains(t, errOut, "--exit-at-end: rabbitmq: the end of a stream queue is not known to AMQP clients")
+	assert.Contains(t, errOut, "--exit-at-end: the end of orders: rabbitmq: the end of a stream queue is not known to AMQP clients")
 }
