@@ -128,6 +128,19 @@ func (b *Bus) ConsumeNotes(ctx context.Context, topic string) ([]string, error) 
 	return b.conn.Admin.ConsumeNotes(ctx, topic)
 }
 
+// DeleteTopics removes topics from the broker, with what it keeps for them apart from the topic:
+// Kafka topics and the named consumer groups (best effort), Redis streams with their groups,
+// RabbitMQ the queues of the named, configured and declared groups on each topic with their
+// dead-letter queues (a stream queue for queue.type stream; the shared exchange stays). A
+// topic or group that does not exist is no error. It is for tools that clean up after
+// themselves; it fails with ErrNotSupported where the backend cannot delete.
+func (b *Bus) DeleteTopics(ctx context.Context, topics []string, groups ...string) error {
+	if err := b.adminReady("delete topics", b.conn.Admin != nil && b.conn.Admin.DeleteTopics != nil); err != nil {
+		return err
+	}
+	return b.conn.Admin.DeleteTopics(ctx, topics, groups)
+}
+
 func (b *Bus) adminReady(what string, supported bool) error {
 	if !supported {
 		return fmt.Errorf("%s on %s: %w", what, b.backend, ErrNotSupported)

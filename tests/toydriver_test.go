@@ -3,90 +3,26 @@ package tests
 import (
 	"context"
 	"errors"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus-go/eventbus/bus"
-	"github.com/eventbus-go/eventbus/bus/driver"
 	"github.com/eventbus-go/eventbus/config"
+	_ "github.com/eventbus-go/eventbus/internal/toydriver"
 	"github.com/eventbus-go/eventbus/middleware"
 	"github.com/eventbus-go/eventbus/router"
 )
 
-// A backend is added without editing any file outside its own package: this test registers a
-// toy driver (Watermill's in-memory channel, which is not a broker and stands in for none in a
-// backend test) and runs config validation, the router and the poison queue on it. It proves
-// the seams, not delivery: the conformance suite does that on real brokers.
-
-type toyConfig struct {
-	// Buffer is the output channel's size. Default: 64.
-	Buffer int64 `yaml:"buffer"`
-	// ConsumerGroup is recorded in positions. Default: "toys".
-	ConsumerGroup string `yaml:"consumer_group"`
-}
-
-func (c *toyConfig) Validate() error {
-	if c.Buffer < 1 {
-		return config.Invalid("buffer", "must be at least 1")
-	}
-	return nil
-}
-
-type toyDriver struct{}
-
-func (toyDriver) DefaultConfig() *toyConfig { return &toyConfig{Buffer: 64, ConsumerGroup: "toys"} }
-
-func (toyDriver) Open(_ context.Context, cfg *toyConfig, o driver.Options) (*driver.Conn, error) {
-	group := cfg.ConsumerGroup
-	if o.ConsumerGroup != "" {
-		group = o.ConsumerGroup
-	}
-	ch := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: cfg.Buffer, Persistent: true}, watermill.NewSlogLogger(o.Logger))
-	return &driver.Conn{
-		Publisher:    ch,
-		Subscriber:   &toySubscriber{GoChannel: ch, group: group},
-		Capabilities: driver.Capabilities{ConsumerGroups: false, Notes: map[driver.Capability]string{driver.Replay: "the toy keeps nothing"}},
-	}, nil
-}
-
-// toySubscriber records a position of the toy's own format on each message: "seq N".
-type toySubscriber struct {
-	*gochannel.GoChannel
-	group string
-	seq   atomic.Int64
-}
-
-func (s *toySubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	in, err := s.GoChannel.Subscribe(ctx, topic)
-	if err != nil {
-		return nil, err
-	}
-	out := make(chan *message.Message)
-	go func() {
-		defer close(out)
-		for m := range in {
-			pos := driver.Position{Backend: "toy", Topic: topic, ConsumerGroup: s.group, Coordinates: "seq " + strconv.FormatInt(s.seq.Add(1), 10)}
-			m.SetContext(driver.ContextWithPosition(m.Context(), pos))
-			select {
-			case out <- m:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
-}
-
-func init() { driver.Register[toyConfig]("toy", toyDriver{}) }
+// A backend is added without editing any file outside its own package: this test takes the toy
+// driver (internal/toydriver, registered on import) through config validation, the router and
+// the poison queue. It proves the seams, not delivery: the conformance suite does that on real
+// brokers.
 
 func TestToyDriverThroughConfigRouterAndPoison(t *testing.T) {
 	// Config: the toy's section is known because it registered; its errors have file and line.

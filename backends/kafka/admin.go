@@ -27,7 +27,7 @@ type admin struct {
 
 func newAdmin(brokers []string, sc *sarama.Config, logger *slog.Logger) *driver.Admin {
 	a := &admin{brokers: brokers, sc: sc, logger: logger}
-	return &driver.Admin{Rewind: a.rewind, Status: a.status}
+	return &driver.Admin{Rewind: a.rewind, Status: a.status, DeleteTopics: a.deleteTopics}
 }
 
 func (a *admin) connect(what string) (sarama.Client, sarama.ClusterAdmin, error) {
@@ -329,4 +329,23 @@ func retention(ca sarama.ClusterAdmin, topic string) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, " ")
+}
+
+// deleteTopics answers driver.Admin.DeleteTopics.
+func (a *admin) deleteTopics(_ context.Context, topics, groups []string) error {
+	_, ca, err := a.connect("delete topics")
+	if err != nil {
+		return err
+	}
+	defer ca.Close()
+	var errs []error
+	for _, t := range topics {
+		if err := ca.DeleteTopic(t); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+			errs = append(errs, fmt.Errorf("kafka: delete topic %s: %w", t, err))
+		}
+	}
+	for _, g := range groups {
+		_ = ca.DeleteConsumerGroup(g) // best effort: a group outlives its members briefly
+	}
+	return errors.Join(errs...)
 }

@@ -22,7 +22,38 @@ func newAdmin(conn *Connection, topo topology, group string) *driver.Admin {
 		Status: func(ctx context.Context, topic string, groups []string) ([]driver.TopicStatus, error) {
 			return status(ctx, conn, topo, group, topic, groups)
 		},
+		DeleteTopics: func(ctx context.Context, topics, groups []string) error {
+			return deleteTopics(ctx, conn, topo, group, topics, groups)
+		},
 	}
+}
+
+// deleteTopics answers driver.Admin.DeleteTopics: the stream queue of each topic, or the queues
+// of the groups (the configured one, those the publisher declares, those named) on each topic
+// and their dead-letter queues. The exchange is shared by every topic and stays.
+func deleteTopics(ctx context.Context, conn *Connection, topo topology, configured string, topics, groups []string) error {
+	all := append(append([]string{configured}, topo.cfg.Publisher.DeclareGroups...), groups...)
+	var queues []string
+	for _, topic := range topics {
+		if topo.stream() {
+			queues = append(queues, topo.queueName(topic, ""))
+			continue
+		}
+		for _, g := range all {
+			if q := topo.queueName(topic, g); q != "" && !slices.Contains(queues, q) {
+				queues = append(queues, q)
+				if dl := topo.deadLetterName(q); dl != "" {
+					queues = append(queues, dl)
+				}
+			}
+		}
+	}
+	for _, q := range queues {
+		if err := conn.DeleteQueue(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // rewindRefusal says why a group's position cannot be moved on RabbitMQ, and what to do.

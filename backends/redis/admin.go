@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -33,7 +34,7 @@ type admin struct {
 
 func newAdmin(client redis.UniversalClient, cfg *Config) *driver.Admin {
 	a := &admin{client: client, live: liveBlocks * cfg.Consumer.BlockTime, maxLen: cfg.Publisher.MaxLen}
-	return &driver.Admin{Rewind: a.rewind, Status: a.status}
+	return &driver.Admin{Rewind: a.rewind, Status: a.status, DeleteTopics: a.deleteTopics}
 }
 
 // rewind sets the group's last delivered id to just before the target (XGROUP SETID), creating
@@ -220,4 +221,16 @@ func (a *admin) topicStatus(ctx context.Context, topic string, named []string) (
 		ts.Groups = append(ts.Groups, gs)
 	}
 	return ts, nil
+}
+
+// deleteTopics answers driver.Admin.DeleteTopics: DEL of each stream, one by one (on a Cluster
+// the streams may live in different slots); the groups go with their streams.
+func (a *admin) deleteTopics(ctx context.Context, topics, _ []string) error {
+	var errs []error
+	for _, t := range topics {
+		if err := a.client.Del(ctx, t).Err(); err != nil {
+			errs = append(errs, classify("redis: delete stream "+t, err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -36,7 +36,18 @@ type Admin struct {
 	// ConsumeNotes says what an operator should know before consuming; see ConsumeNotesFunc.
 	// May be nil.
 	ConsumeNotes ConsumeNotesFunc
+	// DeleteTopics removes topics and what the broker keeps for them; see DeleteTopicsFunc.
+	// May be nil.
+	DeleteTopics DeleteTopicsFunc
 }
+
+// DeleteTopicsFunc removes topics from the broker, with what it keeps for them apart from the
+// topic: Kafka topics and then groups (best effort: a group outlives its members briefly),
+// Redis streams (their groups go with them), RabbitMQ the queues of groups and of the
+// connection's consumer and declared groups on each topic, with their dead-letter queues (the
+// exchange is shared and stays). A topic or group that does not exist is no error. It is for
+// tools that clean up after themselves: the conformance suite, benchmarks.
+type DeleteTopicsFunc func(ctx context.Context, topics, groups []string) error
 
 // RewindTarget is where Rewind moves a group: exactly one field is set.
 type RewindTarget struct {

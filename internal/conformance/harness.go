@@ -6,16 +6,13 @@ package conformance
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/IBM/sarama"
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/eventbus-go/eventbus/backends/kafka"
 	"github.com/eventbus-go/eventbus/backends/rabbitmq"
@@ -118,68 +115,13 @@ func Harness(cfg *config.Config, opts Options) (bustest.Harness, error) {
 	return h, nil
 }
 
-// removeTopics deletes topics from the broker cfg names, through a bus of its own; on
-// RabbitMQ, with the queues of groups (and of the groups the publisher declares) on them.
+// removeTopics deletes topics from the broker cfg names, through a bus of its own, with what
+// the broker keeps for groups on them (see bus.Bus.DeleteTopics).
 func removeTopics(ctx context.Context, cfg *config.Config, logger *slog.Logger, groups map[string]bool, topics ...string) error {
 	b, err := bus.Open(ctx, cfg, bus.WithLogger(logger))
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	switch cfg.Backend {
-	case "redis":
-		var c goredis.UniversalClient
-		if !b.As(&c) {
-			return errors.New("the redis bus gives no client")
-		}
-		return c.Del(ctx, topics...).Err()
-	case "kafka":
-		var sc *sarama.Config
-		var brokers []string
-		if !b.As(&sc) || !b.As(&brokers) {
-			return errors.New("the kafka bus gives no client config")
-		}
-		admin, err := sarama.NewClusterAdmin(brokers, sc)
-		if err != nil {
-			return err
-		}
-		defer admin.Close()
-		var errs []error
-		for _, topic := range topics {
-			if err := admin.DeleteTopic(topic); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
-				errs = append(errs, fmt.Errorf("delete %s: %w", topic, err))
-			}
-		}
-		return errors.Join(errs...)
-	case "rabbitmq":
-		bc, err := bus.BackendConfig(cfg)
-		if err != nil {
-			return err
-		}
-		rc := bc.(*rabbitmq.Config)
-		var conn *rabbitmq.Connection
-		if !b.As(&conn) {
-			return errors.New("the rabbitmq bus gives no connection")
-		}
-		var queues []string
-		for _, topic := range topics {
-			if rc.Queue.Type == rabbitmq.QueueStream {
-				queues = append(queues, strings.ReplaceAll(rc.Stream.Name, "{topic}", topic))
-				continue
-			}
-			all := append([]string{rc.ConsumerGroup}, rc.Publisher.DeclareGroups...)
-			for g := range groups {
-				all = append(all, g)
-			}
-			for _, g := range all {
-				queues = append(queues, strings.NewReplacer("{topic}", topic, "{group}", g).Replace(rc.Queue.Name))
-			}
-		}
-		for _, q := range queues {
-			if err := conn.DeleteQueue(ctx, q); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return b.DeleteTopics(ctx, topics, slices.Collect(maps.Keys(groups))...)
 }
