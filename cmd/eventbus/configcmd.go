@@ -23,7 +23,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 		Short: "Check the config file: every problem with its file, line and key",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, _, _, err := loadEffective(g, cmd)
+			cfg, _, _, _, err := loadEffective(g, cmd)
 			if err != nil {
 				return err
 			}
@@ -40,7 +40,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 		Short: "Print the effective configuration, defaults filled in, secrets redacted",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, backendCfg, routerCfg, err := loadEffective(g, cmd)
+			cfg, backendCfg, routerCfg, schemaCfg, err := loadEffective(g, cmd)
 			if err != nil {
 				return err
 			}
@@ -62,6 +62,9 @@ func newConfigCmd(g *globals) *cobra.Command {
 			if err := add("router", routerCfg); err != nil {
 				return err
 			}
+			if err := add(schema.Section, schemaCfg); err != nil {
+				return err
+			}
 			source := cfg.File
 			if source == "" {
 				source = "built-in defaults (no config file)"
@@ -78,18 +81,18 @@ func newConfigCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// loadEffective loads the file and decodes the selected backend's and the router's sections
-// (the router and its middleware), collecting the problems of both.
-func loadEffective(g *globals, cmd *cobra.Command) (*config.Config, any, router.Config, error) {
+// loadEffective loads the file and decodes the selected backend's, the router's (the router
+// and its middleware) and the schemas' sections, collecting the problems of all three.
+func loadEffective(g *globals, cmd *cobra.Command) (*config.Config, any, router.Config, *schema.Config, error) {
 	cfg, err := g.loadConfig(cmd)
 	if err != nil {
-		return nil, nil, router.Config{}, err
+		return nil, nil, router.Config{}, nil, err
 	}
 	backendCfg, berr := bus.BackendConfig(cfg)
 	routerCfg, rerr := router.LoadConfig(cfg)
-	_, serr := schema.FromConfig(cfg) // the schemas: section, checked here, applied by openBus
+	schemaCfg, serr := schema.FromConfig(cfg) // checked here, applied by openBus
 	if berr != nil || rerr != nil || serr != nil {
-		return nil, nil, router.Config{}, errors.Join(berr, rerr, serr)
+		return nil, nil, router.Config{}, nil, errors.Join(berr, rerr, serr)
 	}
-	return cfg, backendCfg, routerCfg, nil
+	return cfg, backendCfg, routerCfg, schemaCfg, nil
 }

@@ -196,6 +196,7 @@ func TestConfigValidateUnknownBackendAndMissingFile(t *testing.T) {
 
 func TestConfigPrintRedactsSecretsAndShowsDefaults(t *testing.T) {
 	t.Setenv("EVENTBUS_TEST_PASSWORD", "hunter2-secret")
+	t.Setenv("EVENTBUS_TEST_REGISTRY_PASSWORD", "registry-secret-7")
 	path := writeFile(t, "eventbus.yaml", `kafka:
   brokers: [k1:9092]
   sasl:
@@ -203,10 +204,17 @@ func TestConfigPrintRedactsSecretsAndShowsDefaults(t *testing.T) {
     username: edx
     password: ${EVENTBUS_TEST_PASSWORD}
   topics: {retention: 72h}
+schemas:
+  mode: openedx
+  catalog: schemas
+  registry: {url: "https://registry.example:8081", username: edx, password: "${EVENTBUS_TEST_REGISTRY_PASSWORD}"}
 `)
 	code, out, errOut := cli(t, context.Background(), "", "config", "print", "--config", path)
 	require.Equal(t, 0, code, errOut)
 	assert.NotContains(t, out+errOut, "hunter2-secret")
+	assert.NotContains(t, out+errOut, "registry-secret-7")
+	assert.Contains(t, out, "\nschemas:\n  mode: openedx\n", "the schemas section is shown")
+	assert.Contains(t, out, "    url: https://registry.example:8081\n    username: edx\n    password: '[redacted]'\n")
 	assert.Contains(t, out, "password: '[redacted]'")
 	assert.Contains(t, out, "acks: all", "defaults are shown")
 	assert.Contains(t, out, "  publisher:\n    acks: all\n")
