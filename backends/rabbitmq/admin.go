@@ -126,12 +126,12 @@ func state(exists bool, consumers int) string {
 	return "inactive"
 }
 
-// inspect looks queue up with a passive declare on a channel of its own (a missing queue
-// closes the channel).
+// inspect looks queue up without declaring it: a passive declare on a channel of its own (a
+// missing queue closes the channel). ok is false, with no error, when it does not exist.
 func inspect(ctx context.Context, conn *Connection, queue string) (amqp.Queue, bool, error) {
 	ch, err := conn.Channel(ctx)
 	if err != nil {
-		return amqp.Queue{}, false, fmt.Errorf("rabbitmq status of %s: %w: %w", queue, driver.ErrUnavailable, err)
+		return amqp.Queue{}, false, fmt.Errorf("rabbitmq: inspect queue %s: %w: %w", queue, driver.ErrUnavailable, err)
 	}
 	defer ch.Close()
 	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
@@ -140,7 +140,7 @@ func inspect(ctx context.Context, conn *Connection, queue string) (amqp.Queue, b
 		return amqp.Queue{}, false, nil
 	}
 	if err != nil {
-		return amqp.Queue{}, false, classify("rabbitmq status of "+queue, err)
+		return amqp.Queue{}, false, classify("rabbitmq: inspect queue "+queue, err)
 	}
 	return q, true, nil
 }

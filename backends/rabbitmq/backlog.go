@@ -2,11 +2,9 @@ package rabbitmq
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventbus-go/eventbus/bus/driver"
 )
@@ -25,7 +23,7 @@ func backlogEnd(conn *Connection, topo topology, group string) driver.BacklogEnd
 		if topo.stream() {
 			return nil, fmt.Errorf("rabbitmq: the end of a stream queue is not known to AMQP clients: %w", driver.ErrNotSupported)
 		}
-		q, exists, err := inspectQueue(ctx, conn, topo.queueName(topic, group))
+		q, exists, err := inspect(ctx, conn, topo.queueName(topic, group))
 		if err != nil || !exists {
 			return &queueDepth{}, err
 		}
@@ -42,7 +40,7 @@ func consumeNotes(conn *Connection, topo topology, group string) driver.ConsumeN
 		}
 		var notes []string
 		queue := topo.queueName(topic, group)
-		_, exists, err := inspectQueue(ctx, conn, queue)
+		_, exists, err := inspect(ctx, conn, queue)
 		if err != nil {
 			return nil, err
 		}
@@ -59,23 +57,4 @@ func consumeNotes(conn *Connection, topo topology, group string) driver.ConsumeN
 		}
 		return notes, nil
 	}
-}
-
-// inspectQueue looks queue up without declaring it (a passive declare on a channel of its own,
-// since a missing queue closes the channel).
-func inspectQueue(ctx context.Context, conn *Connection, queue string) (amqp.Queue, bool, error) {
-	ch, err := conn.Channel(ctx)
-	if err != nil {
-		return amqp.Queue{}, false, fmt.Errorf("rabbitmq: open channel: %w", err)
-	}
-	defer ch.Close()
-	q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
-	var ae *amqp.Error
-	if errors.As(err, &ae) && ae.Code == amqp.NotFound {
-		return amqp.Queue{}, false, nil
-	}
-	if err != nil {
-		return amqp.Queue{}, false, fmt.Errorf("rabbitmq: inspect queue %s: %w", queue, err)
-	}
-	return q, true, nil
 }
