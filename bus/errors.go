@@ -55,4 +55,9 @@ var (
 
 	// ErrUnknownBackend is wrapped by Open's error when no driver is registered under the name.
 	ErrUnknownBackend = driver.ErrUnknownBackend
+
+	// ErrInvalidPosition is wrapped by Open's and Rewind's errors for a position that is not in
+	// the backend's format (WithStartPosition, RewindTarget.Position), and by a subscription's
+	// for one that names a partition the topic does not have.
+	ErrInvalidPosition = driver.ErrInvalidPosition
 )

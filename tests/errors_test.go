@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strconv"
 	"testing"
@@ -223,6 +224,37 @@ func TestPublishDuringOutage(t *testing.T) {
 			require.ErrorIs(t, err, bus.ErrUnavailable)
 			t.Log(err)
 			assert.NoError(t, ctx.Err(), "Publish gave up on its own, before the test's deadline")
+		})
+	}
+}
+
+// TestErrInvalidPosition: a start position not in the backend's format fails Open with
+// ErrInvalidPosition, and a rewind to one fails so too where the backend can rewind.
+func TestErrInvalidPosition(t *testing.T) {
+	for _, be := range errorBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			cfg := be.working(t)
+			if rc, ok := cfg.(*rabbitmq.Config); ok {
+				rc.Queue.Type = rabbitmq.QueueStream // only a stream starts at a position
+			}
+			b, err := bus.OpenConfig(context.Background(), be.name, cfg, bus.WithLogger(brokertest.Logger()),
+				bus.WithConsumerGroup("g"), bus.WithStartPosition("sideways"))
+			if err == nil {
+				_ = b.Close()
+			}
+			require.ErrorIs(t, err, bus.ErrInvalidPosition)
+			assert.ErrorContains(t, err, `"sideways"`)
+
+			b, err = openFor(t, be.name, cfg)
+			require.NoError(t, err)
+			defer b.Close()
+			topic := "errors-position-" + watermill.NewShortUUID()
+			require.NoError(t, b.Publish(context.Background(), topic, event("e1")))
+			_, err = b.Rewind(context.Background(), topic, "g", bus.RewindTarget{Position: "sideways"}, true)
+			if errors.Is(err, bus.ErrNotSupported) {
+				return // RabbitMQ keeps no position to move
+			}
+			require.ErrorIs(t, err, bus.ErrInvalidPosition)
 		})
 	}
 }

@@ -76,12 +76,12 @@ func Coordinates(partition int32, offset int64) string {
 func ParseCoordinates(s string) (partition int32, offset int64, err error) {
 	ps, os, ok := strings.Cut(s, ":")
 	if !ok {
-		return 0, 0, fmt.Errorf("kafka position %q: want partition:offset, e.g. 3:1042", s)
+		return 0, 0, fmt.Errorf("kafka position %q: want partition:offset, e.g. 3:1042: %w", s, driver.ErrInvalidPosition)
 	}
 	p, perr := strconv.ParseInt(ps, 10, 32)
 	o, oerr := strconv.ParseInt(os, 10, 64)
 	if perr != nil || oerr != nil || p < 0 || o < 0 {
-		return 0, 0, fmt.Errorf("kafka position %q: want partition:offset, two non-negative numbers", s)
+		return 0, 0, fmt.Errorf("kafka position %q: want partition:offset, two non-negative numbers: %w", s, driver.ErrInvalidPosition)
 	}
 	return int32(p), o, nil
 }

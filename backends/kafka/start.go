@@ -60,7 +60,7 @@ func (gs *groupStart) apply(topic string) error {
 		return fmt.Errorf("kafka: place group %s on %s: %w", gs.group, topic, err)
 	}
 	if gs.position && (gs.partition < 0 || int(gs.partition) >= len(partitions)) {
-		return fmt.Errorf("kafka start position %d:%d: topic %s has partitions 0 to %d", gs.partition, gs.offset, topic, len(partitions)-1)
+		return fmt.Errorf("kafka start position %d:%d: topic %s has partitions 0 to %d: %w", gs.partition, gs.offset, topic, len(partitions)-1, driver.ErrInvalidPosition)
 	}
 	coordinator, err := client.Coordinator(gs.group)
 	if err != nil {

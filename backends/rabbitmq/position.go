@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/eventbus-go/eventbus/bus/driver"
 )
 
 // Coordinates formats a delivery's place as a Position's coordinates: "queue#delivery-tag". A
@@ -34,5 +36,5 @@ func ParseCoordinates(s string) (queue string, n int64, stream bool, err error) 
 			return s[:i], tag, false, nil
 		}
 	}
-	return "", 0, false, fmt.Errorf("rabbitmq position %q: want queue#delivery-tag or queue@stream-offset", s)
+	return "", 0, false, fmt.Errorf("rabbitmq position %q: want queue#delivery-tag or queue@stream-offset: %w", s, driver.ErrInvalidPosition)
 }

@@ -34,7 +34,7 @@ func streamStart(cfg *Config, o driver.Options, startFrom string) (string, error
 		}
 		off, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || off < 0 {
-			return "", fmt.Errorf("rabbitmq start position %q: want a stream offset, n or queue@n", o.StartPosition)
+			return "", fmt.Errorf("rabbitmq start position %q: want a stream offset, n or queue@n: %w", o.StartPosition, driver.ErrInvalidPosition)
 		}
 		return startOffsetPrefix + strconv.FormatInt(off, 10), nil
 	}

@@ -43,7 +43,7 @@ func newAdmin(client redis.UniversalClient, cfg *Config) *driver.Admin {
 func (a *admin) rewind(ctx context.Context, topic, group string, to driver.RewindTarget, dryRun bool) ([]driver.PartitionPosition, error) {
 	what := fmt.Sprintf("redis rewind of %s for group %s", topic, group)
 	if _, err := a.client.XInfoStream(ctx, topic).Result(); err != nil {
-		if strings.Contains(err.Error(), "no such key") {
+		if isNoSuchKey(err) {
 			return nil, fmt.Errorf("%s: stream %s: %w", what, topic, driver.ErrUnknownTopic)
 		}
 		return nil, classify(what+": XINFO STREAM", err)
@@ -121,7 +121,7 @@ func (a *admin) next(ctx context.Context, stream, id string) (string, error) {
 // the entry s next.
 func idBeforeEntry(s string) (string, error) {
 	if !streamIDPattern.MatchString(s) {
-		return "", fmt.Errorf("position %q is not a stream id such as 1732363200000-0", s)
+		return "", fmt.Errorf("position %q is not a stream id such as 1732363200000-0: %w", s, driver.ErrInvalidPosition)
 	}
 	msS, seqS, _ := strings.Cut(s, "-")
 	ms, err1 := strconv.ParseUint(msS, 10, 64)
@@ -130,7 +130,7 @@ func idBeforeEntry(s string) (string, error) {
 		seq, err2 = strconv.ParseUint(seqS, 10, 64)
 	}
 	if err1 != nil || err2 != nil {
-		return "", fmt.Errorf("position %q is not a stream id such as 1732363200000-0", s)
+		return "", fmt.Errorf("position %q is not a stream id such as 1732363200000-0: %w", s, driver.ErrInvalidPosition)
 	}
 	switch {
 	case seq > 0:
@@ -174,7 +174,7 @@ func (a *admin) topicStatus(ctx context.Context, topic string, named []string) (
 	}
 	ps := driver.PartitionStatus{Partition: topic}
 	info, err := a.client.XInfoStream(ctx, topic).Result()
-	if err != nil && !strings.Contains(err.Error(), "no such key") {
+	if err != nil && !isNoSuchKey(err) {
 		return ts, classify("redis status of "+topic+": XINFO STREAM", err)
 	}
 	if err == nil {
@@ -202,7 +202,7 @@ func (a *admin) topicStatus(ctx context.Context, topic string, named []string) (
 	for _, g := range names {
 		gs := driver.GroupStatus{Group: g, State: "absent"}
 		consumers, err := a.client.XInfoConsumers(ctx, topic, g).Result()
-		if err != nil && !isNoGroup(err) && !strings.Contains(err.Error(), "no such key") {
+		if err != nil && !isNoGroup(err) && !isNoSuchKey(err) {
 			return ts, classify(fmt.Sprintf("redis status of %s: XINFO CONSUMERS %s", topic, g), err)
 		}
 		if err == nil {

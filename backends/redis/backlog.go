@@ -32,7 +32,7 @@ func (e *streamEnd) Saw(msg *message.Message) {
 func backlogEnd(client redis.UniversalClient, group, start string) driver.BacklogEndFunc {
 	return func(ctx context.Context, topic string) (driver.BacklogEnd, error) {
 		info, err := client.XInfoStream(ctx, topic).Result()
-		if err != nil && !strings.Contains(err.Error(), "no such key") {
+		if err != nil && !isNoSuchKey(err) {
 			return nil, fmt.Errorf("redis: XINFO STREAM %s: %w", topic, err)
 		}
 		if err != nil || info.Length == 0 {

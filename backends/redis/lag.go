@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -22,7 +21,7 @@ func lagFunc(client redis.UniversalClient, group string) driver.LagFunc {
 		pl := driver.PartitionLag{Topic: topic, Group: group, Partition: topic}
 		groups, err := client.XInfoGroups(ctx, topic).Result()
 		if err != nil {
-			if strings.Contains(err.Error(), "no such key") {
+			if isNoSuchKey(err) {
 				return []driver.PartitionLag{pl}, nil // no stream yet: nothing to read
 			}
 			return nil, fmt.Errorf("redis lag of %s for group %s: %w: %w", topic, group, driver.ErrUnavailable, err)

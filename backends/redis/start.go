@@ -30,7 +30,7 @@ func applyStart(cfg *Config, o driver.Options) error {
 // idBeforeID returns the stream id just before id ("1732363200000-5" gives
 // "1732363200000-4"; "1732363200000-0" the last possible id of the millisecond before).
 func idBeforeID(id string) (string, error) {
-	bad := fmt.Errorf("redis start position %q: want a stream id such as 1732363200000-0", id)
+	bad := fmt.Errorf("redis start position %q: want a stream id such as 1732363200000-0: %w", id, driver.ErrInvalidPosition)
 	if !streamIDPattern.MatchString(id) {
 		return "", bad
 	}

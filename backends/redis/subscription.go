@@ -533,6 +533,12 @@ func isNoGroup(err error) bool {
 	return err != nil && redis.HasErrorPrefix(err, "NOGROUP")
 }
 
+// isNoSuchKey reports the reply XINFO gives for a stream that does not exist ("ERR no such
+// key"): Redis has no error code of its own for it, so the reply's text is all there is.
+func isNoSuchKey(err error) bool {
+	return err != nil && redis.HasErrorPrefix(err, "no such key") // go-redis drops the "ERR "
+}
+
 // heldSet is the ids this subscription read and has not acked yet, with when it got them: they
 // are renewed so that no other consumer claims them, and never delivered twice by a claim.
 type heldSet struct {

@@ -35,6 +35,10 @@ var (
 
 	// ErrUnknownBackend: no driver is registered under the name.
 	ErrUnknownBackend = errors.New("unknown backend")
+
+	// ErrInvalidPosition: a position (Options.StartPosition, a Rewind target) is not in the
+	// driver's format, or names a partition or stream the topic does not have.
+	ErrInvalidPosition = errors.New("invalid position")
 )
 
 // classes are the portable classes ClassOf looks for, most specific first.

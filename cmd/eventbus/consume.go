@@ -116,17 +116,12 @@ func runConsume(g *globals, f *consumeFlags, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	logger, err := g.logger(cmd)
-	if err != nil {
-		return err
-	}
 	// A window of one: on Kafka that is eventbus's own subscriber, which on Close waits for the
 	// acked records' offsets to be marked before committing; Watermill's may drop the last ack
 	// when Close follows it at once, and a named group then sees that event again next run.
-	opts := append([]bus.Option{bus.WithLogger(logger), group, bus.WithMaxInFlight(1)}, startOpts...)
-	b, err := openBus(cmd.Context(), cfg, opts...)
+	b, err := g.openBus(cmd, cfg, append([]bus.Option{group, bus.WithMaxInFlight(1)}, startOpts...)...)
 	if err != nil {
-		if startFrom == bus.StartDefault && (errors.Is(err, bus.ErrNotSupported) || strings.Contains(err.Error(), "position")) {
+		if startFrom == bus.StartDefault && (errors.Is(err, bus.ErrNotSupported) || errors.Is(err, bus.ErrInvalidPosition)) {
 			return fmt.Errorf("--from %q: %w", f.from, err)
 		}
 		return err

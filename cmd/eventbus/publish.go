@@ -102,11 +102,7 @@ func runPublish(g *globals, f *publishFlags, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	logger, err := g.logger(cmd)
-	if err != nil {
-		return err
-	}
-	b, err := openBus(cmd.Context(), cfg, bus.WithLogger(logger))
+	b, err := g.openBus(cmd, cfg)
 	if err != nil {
 		return err
 	}

@@ -100,11 +100,7 @@ func runReplay(g *globals, f *replayFlags, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	logger, err := g.logger(cmd)
-	if err != nil {
-		return err
-	}
-	b, err := openBus(cmd.Context(), cfg, bus.WithLogger(logger), bus.WithConsumerGroup(f.group))
+	b, err := g.openBus(cmd, cfg, bus.WithConsumerGroup(f.group))
 	if err != nil {
 		return err
 	}

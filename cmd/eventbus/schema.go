@@ -22,6 +22,16 @@ func openBus(ctx context.Context, cfg *config.Config, opts ...bus.Option) (*bus.
 	return schema.Open(ctx, cfg, opts...)
 }
 
+// openBus opens the bus of a command that talks to the broker: cfg's, with its schemas
+// applied, logging through the logger --log-level asks for, with opts.
+func (g *globals) openBus(cmd *cobra.Command, cfg *config.Config, opts ...bus.Option) (*bus.Bus, error) {
+	logger, err := g.logger(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return openBus(cmd.Context(), cfg, append([]bus.Option{bus.WithLogger(logger)}, opts...)...)
+}
+
 // schemaData turns a JSON event read by `publish` into the value the bus's Avro codec encodes,
 // when the bus has one (avro or openedx mode); other events pass unchanged.
 func schemaData(b *bus.Bus, ev bus.Event) (bus.Event, error) {

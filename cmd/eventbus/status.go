@@ -113,15 +113,11 @@ func runStatus(g *globals, f *statusFlags, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	logger, err := g.logger(cmd)
-	if err != nil {
-		return err
-	}
 	routerCfg, err := router.LoadConfig(cfg)
 	if err != nil {
 		return err
 	}
-	b, err := openBus(cmd.Context(), cfg, bus.WithLogger(logger))
+	b, err := g.openBus(cmd, cfg)
 	if err != nil {
 		return err
 	}
