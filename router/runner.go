@@ -59,6 +59,11 @@ type Runner struct {
 	Exit func(code int)
 	// Listening, when set, is called with the HTTP server's address once it listens.
 	Listening func(addr net.Addr)
+	// KeepGlobals leaves slog's default logger and OpenTelemetry's global tracer provider and
+	// propagator as they are: for a service that embeds the runner beside code of its own and
+	// sets them itself. Default false: Run makes its logger and tracer provider the globals
+	// while it runs, and puts the previous ones back when it returns.
+	KeepGlobals bool
 }
 
 // Run runs handlers as a consumer service configured by cfg until ctx ends or the process gets
@@ -70,7 +75,8 @@ func Run(ctx context.Context, cfg *config.Config, handlers ...Handler) error {
 // Run does, in order:
 //
 //  1. builds the logger (router.log, made slog's default) and the tracer provider
-//     (router.tracing, made OpenTelemetry's global, with W3C trace context propagation);
+//     (router.tracing, made OpenTelemetry's global, with W3C trace context propagation),
+//     unless KeepGlobals; the previous globals are put back when Run returns;
 //  2. serves /healthz, /readyz and /metrics on router.http.addr;
 //  3. with router.enabled: false, stops there: the process idles, not ready, until a signal;
 //  4. opens the bus, wraps its publisher with a span and trace context per message, builds the
@@ -95,7 +101,11 @@ func (r *Runner) Run(ctx context.Context) error {
 		out = os.Stderr
 	}
 	logger := NewLogger(rc.Log, out)
-	slog.SetDefault(logger)
+	if !r.KeepGlobals {
+		prev := slog.Default()
+		slog.SetDefault(logger)
+		defer slog.SetDefault(prev)
+	}
 	exit := r.Exit
 	if exit == nil {
 		exit = os.Exit
@@ -119,8 +129,15 @@ func (r *Runner) Run(ctx context.Context) error {
 			logger.Warn("tracer shutdown", "err", err)
 		}
 	}()
-	otel.SetTracerProvider(tp)
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	if !r.KeepGlobals {
+		prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
+		otel.SetTracerProvider(tp)
+		otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+		defer func() {
+			otel.SetTracerProvider(prevTP)
+			otel.SetTextMapPropagator(prevProp)
+		}()
+	}
 
 	topics := make([]string, 0, len(r.Handlers))
 	for _, h := range r.Handlers {
