@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,4 +148,138 @@ func TestDedupAcrossInstancesWithRedis(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []string{"evt-1", "evt-1", "evt-2"}, ids, "each delivery tried and poisoned, the duplicate too")
 	assert.Equal(t, map[int32]int64{0: 3}, partitionEnds(t, addr, topic+".poison"), "no more poison records than deliveries")
+}
+
+// claimStores are the two DedupClaimers, each new for its test.
+func claimStores(t *testing.T) map[string]func(t *testing.T) middleware.DedupClaimer {
+	return map[string]func(t *testing.T) middleware.DedupClaimer{
+		"memory": func(*testing.T) middleware.DedupClaimer { return middleware.NewMemoryStore(100) },
+		"redis":  func(t *testing.T) middleware.DedupClaimer { s, _ := redisStore(t); return s },
+	}
+}
+
+func TestStoreClaims(t *testing.T) {
+	for name, open := range claimStores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			s := open(t)
+			claim := func(key string, ttl time.Duration) middleware.ClaimState {
+				t.Helper()
+				st, err := s.Claim(ctx, key, ttl)
+				require.NoError(t, err)
+				return st
+			}
+			assert.Equal(t, middleware.Claimed, claim("k1", time.Hour))
+			assert.Equal(t, middleware.Busy, claim("k1", time.Hour), "a second copy finds the claim")
+			seen, err := s.Seen(ctx, "k1")
+			require.NoError(t, err)
+			assert.False(t, seen, "a claim is not a mark")
+			require.NoError(t, s.Mark(ctx, "k1", time.Hour))
+			assert.Equal(t, middleware.Done, claim("k1", time.Hour), "the mark replaces the claim")
+
+			assert.Equal(t, middleware.Claimed, claim("k2", time.Hour))
+			require.NoError(t, s.Release(ctx, "k2"))
+			assert.Equal(t, middleware.Claimed, claim("k2", time.Hour), "a released claim can be taken")
+
+			// A claim that is not extended expires (its consumer died); one that is, lasts.
+			assert.Equal(t, middleware.Claimed, claim("k3", 50*time.Millisecond))
+			require.Eventually(t, func() bool { return claim("k3", time.Hour) == middleware.Claimed }, 5*time.Second, 10*time.Millisecond)
+			assert.Equal(t, middleware.Claimed, claim("k4", 300*time.Millisecond))
+			require.NoError(t, s.Extend(ctx, "k4", time.Hour))
+			time.Sleep(400 * time.Millisecond) // past the first ttl, to show the extension holds
+			assert.Equal(t, middleware.Busy, claim("k4", time.Hour))
+		})
+	}
+}
+
+// Two Redis stores are two consumers: neither releases nor extends the other's claim.
+func TestRedisClaimsAreTheirOwners(t *testing.T) {
+	a, prefix := redisStore(t)
+	b := redisstore.DedupFromClient(redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"}), prefix, time.Second)
+	ctx := context.Background()
+	st, err := a.Claim(ctx, "k", time.Hour)
+	require.NoError(t, err)
+	require.Equal(t, middleware.Claimed, st)
+	require.NoError(t, b.Release(ctx, "k"))
+	require.NoError(t, b.Extend(ctx, "k", time.Millisecond))
+	st, err = b.Claim(ctx, "k", time.Hour)
+	require.NoError(t, err)
+	assert.Equal(t, middleware.Busy, st, "b released and shortened nothing of a's")
+}
+
+// Two copies of an event handled at the same moment (a redelivery racing the original after a
+// rebalance): the second waits for the first and is skipped when it succeeded, handled when
+// it failed, and handled once the claim expires when its consumer died holding it.
+func TestDedupCopiesInFlight(t *testing.T) {
+	for name, open := range claimStores(t) {
+		t.Run(name, func(t *testing.T) {
+			run := func(t *testing.T, firstFails bool) int32 {
+				store := open(t)
+				mw, err := middleware.NewDedup(store, time.Hour, 200*time.Millisecond, nil)
+				require.NoError(t, err)
+				var calls atomic.Int32
+				entered, release := make(chan struct{}), make(chan struct{})
+				h := mw(func(m *message.Message) ([]*message.Message, error) {
+					if calls.Add(1) == 1 {
+						close(entered)
+						<-release // held past several claim ttls: the claim must be extended
+						if firstFails {
+							return nil, fmt.Errorf("first copy failed")
+						}
+					}
+					return nil, nil
+				})
+				first := make(chan error, 1)
+				go func() { _, err := h(message.NewMessage("evt-1", nil)); first <- err }()
+				<-entered
+				second := make(chan error, 1)
+				go func() { _, err := h(message.NewMessage("evt-1", nil)); second <- err }()
+				select {
+				case err := <-second:
+					t.Fatalf("the second copy ended while the first was handled (err %v)", err)
+				case <-time.After(700 * time.Millisecond):
+				}
+				close(release)
+				err1 := <-first
+				require.NoError(t, <-second)
+				if firstFails {
+					require.Error(t, err1)
+				} else {
+					require.NoError(t, err1)
+				}
+				return calls.Load()
+			}
+			t.Run("first succeeds", func(t *testing.T) { assert.EqualValues(t, 1, run(t, false), "the second copy is skipped") })
+			t.Run("first fails", func(t *testing.T) { assert.EqualValues(t, 2, run(t, true), "the second copy is handled") })
+			t.Run("first consumer died", func(t *testing.T) {
+				store := open(t)
+				mw, err := middleware.NewDedup(store, time.Hour, 200*time.Millisecond, nil)
+				require.NoError(t, err)
+				// A claim nobody extends or releases: what a consumer killed mid-handler leaves.
+				st, err := store.Claim(context.Background(), "//evt-2", 200*time.Millisecond)
+				require.NoError(t, err)
+				require.Equal(t, middleware.Claimed, st)
+				var calls atomic.Int32
+				_, err = mw(func(*message.Message) ([]*message.Message, error) { calls.Add(1); return nil, nil })(message.NewMessage("evt-2", nil))
+				require.NoError(t, err)
+				assert.EqualValues(t, 1, calls.Load(), "handled once the dead consumer's claim expired")
+			})
+			t.Run("drain while waiting", func(t *testing.T) {
+				store := open(t)
+				mw, err := middleware.NewDedup(store, time.Hour, time.Hour, nil)
+				require.NoError(t, err)
+				st, err := store.Claim(context.Background(), "//evt-3", time.Hour)
+				require.NoError(t, err)
+				require.Equal(t, middleware.Claimed, st)
+				ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+				defer cancel()
+				msg := message.NewMessage("evt-3", nil)
+				msg.SetContext(ctx)
+				var calls atomic.Int32
+				_, err = mw(func(*message.Message) ([]*message.Message, error) { calls.Add(1); return nil, nil })(msg)
+				require.ErrorIs(t, err, context.DeadlineExceeded, "nacked, to come back: not acked unhandled")
+				assert.Zero(t, calls.Load())
+			})
+		})
+	}
 }

@@ -142,6 +142,11 @@ type DedupConfig struct {
 	// MaxEntries bounds the memory store: beyond it, the oldest ids are forgotten before their
 	// window ends. Default: 1000000.
 	MaxEntries int `yaml:"max_entries"`
+	// ClaimTTL is how long a copy of an event holds its claim without extending it (it is
+	// extended every third of it while the handler runs): another copy waits while the claim
+	// lasts, so a consumer that dies mid-handler delays the event's redelivery by at most this
+	// long. Default: 30s.
+	ClaimTTL time.Duration `yaml:"claim_ttl"`
 	// Redis configures the redis store, with the redis: backend section's connection keys.
 	Redis redisstore.Config `yaml:"redis"`
 }
@@ -154,7 +159,7 @@ func DefaultConfig() Config {
 		Retry:          middleware.DefaultRetryConfig(),
 		Poison:         PoisonConfig{PoisonConfig: middleware.DefaultPoisonConfig(), Store: "memory", Redis: redisstore.DefaultParkConfig()},
 		Ordering:       middleware.DefaultOrderingConfig(),
-		Dedup:          DedupConfig{Window: 24 * time.Hour, Store: "memory", MaxEntries: 1_000_000, Redis: redisstore.DefaultConfig()},
+		Dedup:          DedupConfig{Window: 24 * time.Hour, Store: "memory", MaxEntries: 1_000_000, ClaimTTL: middleware.DefaultClaimTTL, Redis: redisstore.DefaultConfig()},
 		Enabled:        true,
 		HTTP:           HTTPConfig{Addr: DefaultHTTPAddr},
 		Log:            LogConfig{Format: "json", Level: "info"},
@@ -223,6 +228,9 @@ func (c *DedupConfig) Validate() error {
 	var errs []error
 	if c.Window <= 0 {
 		errs = append(errs, config.Invalid("window", "must be positive, e.g. 24h"))
+	}
+	if c.ClaimTTL < 30*time.Millisecond {
+		errs = append(errs, config.Invalid("claim_ttl", "%s: must be at least 30ms, e.g. 30s", c.ClaimTTL))
 	}
 	switch c.Store {
 	case "memory":

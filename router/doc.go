@@ -19,7 +19,8 @@
 //     and nacks it when that publish fails, so no message is lost.
 //  3. Dedup: inside Poison and outside Retry: a duplicate is skipped before any attempt, and an
 //     event id is recorded only after the handler succeeded, so a poisoned event is not
-//     recorded and its redrive is handled.
+//     recorded and its redrive is handled. It claims the event around the rest of the chain,
+//     so a copy that arrives while another is handled waits for it (router.dedup.claim_ttl).
 //  4. Retry: calls the rest of the chain again with backoff; stops at once for a Permanent
 //     error or an invalid event (bus.ErrInvalidEvent), and when the message's context ends
 //     (shutdown, lost partition), in which case Poison leaves the message for redelivery.

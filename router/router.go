@@ -178,7 +178,7 @@ func chainWith(cfg Config, poisonPub message.Publisher, store middleware.DedupSt
 				store = middleware.NewMemoryStore(cfg.Dedup.MaxEntries)
 			}
 		}
-		d, err := middleware.NewDedup(store, cfg.Dedup.Window, logger)
+		d, err := middleware.NewDedup(store, cfg.Dedup.Window, cfg.Dedup.ClaimTTL, logger)
 		if err != nil {
 			return nil, release, err
 		}

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eventbus-go/eventbus/config"
+	"github.com/eventbus-go/eventbus/middleware"
 )
 
 // Config is router.dedup.redis. Its connection settings have the keys and meaning of the redis:
@@ -68,14 +71,37 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Dedup is a middleware.DedupStore in Redis: an id is a key that expires with the window
-// (SET ... PX).
+// Dedup is a middleware.DedupClaimer in Redis: a handled id is a key set to "1" that expires
+// with the window (SET ... PX); a claim is the same key set to this store's owner token for
+// the claim's ttl (SET NX PX), so that only one copy of an event is handled at a time across
+// every instance of a consumer group.
 type Dedup struct {
 	client  redis.UniversalClient
 	prefix  string
 	timeout time.Duration
 	owned   bool
+	owner   string // the value of this store's claims
 }
+
+// markedValue is the value of a handled id's key.
+const markedValue = "1"
+
+var (
+	// claimScript claims KEYS[1] for ARGV[1] for ARGV[2] ms: 1 claimed, 2 marked, 3 claimed by
+	// another.
+	claimScript = redis.NewScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == '` + markedValue + `' then return 2 end
+return 3`)
+	// extendScript extends KEYS[1] to ARGV[2] ms if ARGV[1] holds it.
+	extendScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`)
+	// releaseScript deletes KEYS[1] if ARGV[1] holds it.
+	releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
+)
 
 // OpenDedup connects to the server cfg names and checks that it answers.
 func OpenDedup(ctx context.Context, cfg Config) (*Dedup, error) {
@@ -83,7 +109,7 @@ func OpenDedup(ctx context.Context, cfg Config) (*Dedup, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Dedup{client: client, prefix: cfg.KeyPrefix, timeout: cfg.Timeout, owned: true}, nil
+	return &Dedup{client: client, prefix: cfg.KeyPrefix, timeout: cfg.Timeout, owned: true, owner: newOwner()}, nil
 }
 
 // connect builds the client cfg describes and checks that the server answers; what names the
@@ -123,25 +149,71 @@ func DedupFromClient(client redis.UniversalClient, keyPrefix string, timeout tim
 	if timeout <= 0 {
 		timeout = time.Second
 	}
-	return &Dedup{client: client, prefix: keyPrefix, timeout: timeout}
+	return &Dedup{client: client, prefix: keyPrefix, timeout: timeout, owner: newOwner()}
 }
 
-// Seen implements middleware.DedupStore.
+// newOwner is a store's claim token: unique to the store, never "1".
+func newOwner() string {
+	host, _ := os.Hostname()
+	return "claim:" + host + ":" + watermill.NewShortUUID()
+}
+
+// Seen implements middleware.DedupStore: the id is marked (a claim is not).
 func (s *Dedup) Seen(ctx context.Context, key string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	n, err := s.client.Exists(ctx, s.prefix+key).Result()
-	if err != nil {
-		return false, fmt.Errorf("redis dedup store: exists %s: %w", s.prefix+key, err)
+	v, err := s.client.Get(ctx, s.prefix+key).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
 	}
-	return n > 0, nil
+	if err != nil {
+		return false, fmt.Errorf("redis dedup store: get %s: %w", s.prefix+key, err)
+	}
+	return v == markedValue, nil
+}
+
+// Claim implements middleware.DedupClaimer, in one round trip.
+func (s *Dedup) Claim(ctx context.Context, key string, ttl time.Duration) (middleware.ClaimState, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	n, err := claimScript.Run(ctx, s.client, []string{s.prefix + key}, s.owner, ttl.Milliseconds()).Int()
+	if err != nil {
+		return middleware.Claimed, fmt.Errorf("redis dedup store: claim %s: %w", s.prefix+key, err)
+	}
+	switch n {
+	case 1:
+		return middleware.Claimed, nil
+	case 2:
+		return middleware.Done, nil
+	}
+	return middleware.Busy, nil
+}
+
+// Extend implements middleware.DedupClaimer.
+func (s *Dedup) Extend(ctx context.Context, key string, ttl time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := extendScript.Run(ctx, s.client, []string{s.prefix + key}, s.owner, ttl.Milliseconds()).Err(); err != nil {
+		return fmt.Errorf("redis dedup store: extend the claim on %s: %w", s.prefix+key, err)
+	}
+	return nil
+}
+
+// Release implements middleware.DedupClaimer.
+func (s *Dedup) Release(ctx context.Context, key string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := releaseScript.Run(ctx, s.client, []string{s.prefix + key}, s.owner).Err(); err != nil {
+		return fmt.Errorf("redis dedup store: release the claim on %s: %w", s.prefix+key, err)
+	}
+	return nil
 }
 
 // Mark implements middleware.DedupStore.
 func (s *Dedup) Mark(ctx context.Context, key string, ttl time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	if err := s.client.Set(ctx, s.prefix+key, "1", ttl).Err(); err != nil {
+	if err := s.client.Set(ctx, s.prefix+key, markedValue, ttl).Err(); err != nil {
 		return fmt.Errorf("redis dedup store: set %s: %w", s.prefix+key, err)
 	}
 	return nil
@@ -157,3 +229,5 @@ func (s *Dedup) Close() error {
 	}
 	return nil
 }
+
+var _ middleware.DedupClaimer = (*Dedup)(nil)
