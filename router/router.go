@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/eventbus-go/eventbus/bus"
+	"github.com/eventbus-go/eventbus/bus/driver"
 	"github.com/eventbus-go/eventbus/config"
 	"github.com/eventbus-go/eventbus/middleware"
 	"github.com/eventbus-go/eventbus/middleware/redisstore"
@@ -101,7 +101,7 @@ func New(b *bus.Bus, cfg Config, opts ...Option) (*Router, error) {
 	if err != nil {
 		return nil, errors.Join(err, r.Close())
 	}
-	wr, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout}, watermill.NewSlogLogger(o.logger))
+	wr, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout}, driver.WatermillLogger(o.logger))
 	if err != nil {
 		return nil, errors.Join(err, r.Close())
 	}

@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/IBM/sarama"
-	"github.com/ThreeDotsLabs/watermill"
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -109,7 +108,7 @@ func (backendDriver) Open(ctx context.Context, c *Config, o driver.Options) (*dr
 		closers = append(closers, creator.close)
 	}
 
-	wlog := watermill.NewSlogLogger(logger)
+	wlog := driver.WatermillLogger(logger)
 	pub, err := newSyncPublisher(cfg.Brokers, sc)
 	if err != nil {
 		err = classify(fmt.Sprintf("connect to Kafka brokers %v", cfg.Brokers), err)
