@@ -6,6 +6,7 @@ import (
 
 	"github.com/IBM/sarama"
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/eventbus-go/eventbus/bus/driver"
 )
@@ -104,4 +105,54 @@ func consumed(p *sarama.ProducerMessage, partition int32, offset int64) *sarama.
 		rec.Headers = append(rec.Headers, &p.Headers[i])
 	}
 	return rec
+}
+
+// FuzzRecordBytesBound: the allocation-free bound the publisher checks first is never below
+// the record's size as Sarama measures it, for either record version, so no record over the
+// limit passes the check unmeasured.
+func FuzzRecordBytesBound(f *testing.F) {
+	f.Add("ce_id=evt-1\nce_type=t.v1\nce_source=s\nce_partitionkey=user-42", "evt-1", []byte(`{"n":1}`))
+	f.Add("", "3f1c", []byte(nil))
+	f.Add("ce_partitionkey=\nk=", "", []byte("x"))
+	f.Fuzz(func(t *testing.T, metadata, uuid string, payload []byte) {
+		msg := message.NewMessage(uuid, payload)
+		for _, line := range strings.Split(metadata, "\n") {
+			k, v, _ := strings.Cut(line, "=")
+			msg.Metadata.Set(k, v)
+		}
+		if msg.Metadata.Get(wkafka.UUIDHeaderKey) != "" {
+			return // refused by the marshaler, whatever its size
+		}
+		for _, version := range []int{1, 2} {
+			size, err := recordBytes("enrollments", msg, version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bound := recordBytesBound(msg); bound < size {
+				t.Fatalf("version %d: bound %d below the record's %d bytes", version, bound, size)
+			}
+		}
+	})
+}
+
+// BenchmarkSizeCheck: measuring a typical event's record (what the publisher did for every
+// message) against the bound it now checks first.
+func BenchmarkSizeCheck(b *testing.B) {
+	msg := message.NewMessage("evt-1", []byte(`{"user":{"id":42,"username":"learner"},"course":{"course_key":"course-v1:edX+DemoX+Demo_Course"}}`))
+	for k, v := range map[string]string{"ce_id": "evt-1", "ce_type": "org.openedx.learning.course.enrollment.created.v1", "ce_source": "openedx/lms/web",
+		"ce_specversion": "1.0", "ce_time": "2026-11-23T12:00:00Z", "content-type": "application/json", "ce_partitionkey": "user-42"} {
+		msg.Metadata.Set(k, v)
+	}
+	b.Run("record", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = recordBytes("enrollments", msg, 2)
+		}
+	})
+	b.Run("bound", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = recordBytesBound(msg)
+		}
+	})
 }
