@@ -46,7 +46,7 @@ FUZZTIME=${FUZZTIME:-20000x}
 if [[ "$FUZZTIME" != 0 ]]; then
   for target in \
     config:FuzzLoad config:FuzzExpand \
-    backends/kafka:FuzzUnmarshal backends/redis:FuzzDecodeEntry backends/rabbitmq:FuzzUnmarshal \
+    backends/kafka:FuzzUnmarshal backends/kafka:FuzzRecordBytesBound backends/redis:FuzzDecodeEntry backends/rabbitmq:FuzzUnmarshal \
     middleware:FuzzParseProvenance \
     cmd/eventbus:FuzzDLQTimes cmd/eventbus:FuzzStartFrom; do
     pkg=${target%%:*} name=${target#*:}
