@@ -250,6 +250,7 @@ func TestErrInvalidPosition(t *testing.T) {
 			defer b.Close()
 			topic := "errors-position-" + watermill.NewShortUUID()
 			require.NoError(t, b.Publish(context.Background(), topic, event("e1")))
+			defer func() { assert.NoError(t, b.DeleteTopics(context.Background(), []string{topic}, "g")) }()
 			_, err = b.Rewind(context.Background(), topic, "g", bus.RewindTarget{Position: "sideways"}, true)
 			if errors.Is(err, bus.ErrNotSupported) {
 				return // RabbitMQ keeps no position to move
