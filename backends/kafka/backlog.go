@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/IBM/sarama"
@@ -46,28 +45,25 @@ func backlogEnd(brokers []string, sc *sarama.Config, group string, newest bool) 
 		if err != nil {
 			return nil, fmt.Errorf("kafka: admin client: %w", err)
 		}
-		committed, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: partitions})
-		if errors.Is(err, sarama.ErrGroupIDNotFound) {
-			// A group that has not joined yet (the subscriber joins in the background) has
-			// committed nothing.
-			committed, err = &sarama.OffsetFetchResponse{}, nil
-		}
+		// A group that has not joined yet (the subscriber joins in the background) has
+		// committed nothing.
+		committed, err := committedOffsets(admin, group, topic, partitions)
 		if err != nil {
 			return nil, fmt.Errorf("kafka: offsets of group %s: %w", group, err)
 		}
 		ends := partitionEnds{}
 		for _, p := range partitions {
-			high, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+			low, high, err := watermarks(client, topic, p)
 			if err != nil {
-				return nil, fmt.Errorf("kafka: high watermark of %s partition %d: %w", topic, p, err)
+				return nil, fmt.Errorf("kafka: watermarks of %s partition %d: %w", topic, p, err)
 			}
-			start := high // a new group starting at newest reads nothing of the backlog
-			if blk := committed.GetBlock(topic, p); blk != nil && blk.Err == sarama.ErrNoError && blk.Offset >= 0 {
-				start = blk.Offset
-			} else if !newest {
-				if start, err = client.GetOffset(topic, p, sarama.OffsetOldest); err != nil {
-					return nil, fmt.Errorf("kafka: low watermark of %s partition %d: %w", topic, p, err)
-				}
+			start, ok := committed[p]
+			switch {
+			case ok:
+			case newest:
+				start = high // a new group starting at newest reads nothing of the backlog
+			default:
+				start = low
 			}
 			if start < high {
 				ends[p] = high - 1

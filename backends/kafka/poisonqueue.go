@@ -105,10 +105,7 @@ func (q *poisonQueue) ranges(ctx context.Context) ([]partitionRange, int, error)
 		return nil, 0, err
 	}
 	// Not closed: closing the admin closes the shared client.
-	committed, err := admin.ListConsumerGroupOffsets(q.group, map[string][]int32{q.poisonTopic: partitions})
-	if errors.Is(err, sarama.ErrGroupIDNotFound) {
-		committed, err = &sarama.OffsetFetchResponse{}, nil // no run has removed anything yet
-	}
+	committed, err := committedOffsets(admin, q.group, q.poisonTopic, partitions) // none: no run removed anything yet
 	if err != nil {
 		return nil, 0, fmt.Errorf("offsets of group %s on %s: %w", q.group, q.poisonTopic, err)
 	}
@@ -118,17 +115,12 @@ func (q *poisonQueue) ranges(ctx context.Context) ([]partitionRange, int, error)
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
 		}
-		oldest, err := q.client.GetOffset(q.poisonTopic, p, sarama.OffsetOldest)
+		start, end, err := watermarks(q.client, q.poisonTopic, p)
 		if err != nil {
-			return nil, 0, fmt.Errorf("oldest offset of %s partition %d: %w", q.poisonTopic, p, err)
+			return nil, 0, fmt.Errorf("watermarks of %s partition %d: %w", q.poisonTopic, p, err)
 		}
-		end, err := q.client.GetOffset(q.poisonTopic, p, sarama.OffsetNewest)
-		if err != nil {
-			return nil, 0, fmt.Errorf("high watermark of %s partition %d: %w", q.poisonTopic, p, err)
-		}
-		start := oldest
-		if block := committed.GetBlock(q.poisonTopic, p); block != nil && block.Offset > start {
-			start = min(block.Offset, end)
+		if off, ok := committed[p]; ok && off > start {
+			start = min(off, end)
 		}
 		ranges = append(ranges, partitionRange{partition: p, start: start, end: end})
 		count += int(end - start)
