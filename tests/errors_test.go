@@ -256,6 +256,7 @@ func TestErrInvalidPosition(t *testing.T) {
 				return // RabbitMQ keeps no position to move
 			}
 			require.ErrorIs(t, err, bus.ErrInvalidPosition)
+			assert.ErrorContains(t, err, `"sideways"`, "the error names the position")
 		})
 	}
 }

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -80,8 +78,9 @@ func (a *admin) rewind(ctx context.Context, topic, group string, to driver.Rewin
 	}
 	id := IDBefore(to.At)
 	if to.Position != "" {
-		if id, err = idBeforeEntry(to.Position); err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
+		var ok bool
+		if id, ok = idBefore(to.Position); !ok {
+			return nil, fmt.Errorf("%s: position %q is not a stream id such as 1732363200000-0: %w", what, to.Position, driver.ErrInvalidPosition)
 		}
 	}
 	if pos.To, err = a.next(ctx, topic, id); err != nil {
@@ -115,30 +114,6 @@ func (a *admin) next(ctx context.Context, stream, id string) (string, error) {
 		return "end", nil
 	}
 	return msgs[0].ID, nil
-}
-
-// idBeforeEntry is the largest id below the stream id s, so that a group set there is handed
-// the entry s next.
-func idBeforeEntry(s string) (string, error) {
-	if !streamIDPattern.MatchString(s) {
-		return "", fmt.Errorf("position %q is not a stream id such as 1732363200000-0: %w", s, driver.ErrInvalidPosition)
-	}
-	msS, seqS, _ := strings.Cut(s, "-")
-	ms, err1 := strconv.ParseUint(msS, 10, 64)
-	seq, err2 := uint64(0), error(nil)
-	if seqS != "" {
-		seq, err2 = strconv.ParseUint(seqS, 10, 64)
-	}
-	if err1 != nil || err2 != nil {
-		return "", fmt.Errorf("position %q is not a stream id such as 1732363200000-0: %w", s, driver.ErrInvalidPosition)
-	}
-	switch {
-	case seq > 0:
-		return strconv.FormatUint(ms, 10) + "-" + strconv.FormatUint(seq-1, 10), nil
-	case ms > 0:
-		return strconv.FormatUint(ms-1, 10) + "-" + strconv.FormatUint(math.MaxUint64, 10), nil
-	}
-	return "0", nil
 }
 
 // status describes topic's stream (every stream key when topic is "": SCAN TYPE stream, which

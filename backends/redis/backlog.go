@@ -3,8 +3,6 @@ package redis
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
@@ -52,17 +50,4 @@ func backlogEnd(client redis.UniversalClient, group, start string) driver.Backlo
 		e.done = from == "$" || !idLess(from, e.last)
 		return e, nil
 	}
-}
-
-// idLess compares two stream ids (ms-seq).
-func idLess(a, b string) bool {
-	parse := func(s string) (uint64, uint64) {
-		ms, seq, _ := strings.Cut(s, "-")
-		m, _ := strconv.ParseUint(ms, 10, 64)
-		q, _ := strconv.ParseUint(seq, 10, 64)
-		return m, q
-	}
-	am, aq := parse(a)
-	bm, bq := parse(b)
-	return am < bm || am == bm && aq < bq
 }
