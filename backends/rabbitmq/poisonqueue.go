@@ -2,7 +2,6 @@ package rabbitmq
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -22,7 +21,7 @@ const consumersGoneWithin = 3 * time.Second
 // is declared: a queue that does not exist is reported, not created.
 type poisonQueue struct {
 	pub                       message.Publisher
-	conn                      *amqp.Connection
+	conn                      *Connection
 	topo                      topology
 	topic, poisonTopic, group string
 	queue                     string
@@ -45,11 +44,7 @@ func poisonQueueOpener(conn *Connection, topo topology, pub message.Publisher) d
 		if group == "" {
 			return nil, fmt.Errorf("poison queue of %s: %w without a consumer group (rabbitmq keeps poisoned messages in a group's queue): set rabbitmq.consumer_group or name the group", o.Topic, driver.ErrNotSupported)
 		}
-		c, err := conn.Current()
-		if err != nil {
-			return nil, fmt.Errorf("rabbitmq poison queue of %s: %w", o.Topic, err)
-		}
-		return &poisonQueue{pub: pub, conn: c, topo: topo, topic: o.Topic, poisonTopic: o.PoisonTopic, group: group,
+		return &poisonQueue{pub: pub, conn: conn, topo: topo, topic: o.Topic, poisonTopic: o.PoisonTopic, group: group,
 			queue: topo.queueName(o.PoisonTopic, group), groupQueues: map[string]bool{}, inTx: o.Redrive}, nil
 	}
 }
@@ -58,41 +53,26 @@ func (q *poisonQueue) Describe() string {
 	return fmt.Sprintf("rabbitmq queue %s (group %s)", q.queue, q.group)
 }
 
-// inspect declares queue passively: its depth and consumers, or ok false when it does not exist.
-func (q *poisonQueue) inspect(queue string) (amqp.Queue, bool, error) {
-	ch, err := q.conn.Channel()
-	if err != nil {
-		return amqp.Queue{}, false, err
-	}
-	defer ch.Close()
-	info, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
-	var ae *amqp.Error
-	if errors.As(err, &ae) && ae.Code == amqp.NotFound {
-		return amqp.Queue{}, false, nil
-	}
-	return info, err == nil, err
-}
-
 // Depth is the number of messages ready in the group's queue of the poison topic: those a
 // consumer holds are not counted.
-func (q *poisonQueue) Depth(context.Context) (int, error) {
-	info, _, err := q.info()
+func (q *poisonQueue) Depth(ctx context.Context) (int, error) {
+	info, _, err := q.info(ctx)
 	return info.Messages, err
 }
 
 // info inspects the poison queue; ok is false, with no error, when it does not exist but the
 // topic's queue of the group does (nothing was ever poisoned).
-func (q *poisonQueue) info() (info amqp.Queue, ok bool, err error) {
-	info, ok, err = q.inspect(q.queue)
+func (q *poisonQueue) info(ctx context.Context) (info amqp.Queue, ok bool, err error) {
+	info, ok, err = inspect(ctx, q.conn, q.queue)
 	if err != nil {
-		return info, false, fmt.Errorf("inspect queue %s: %w", q.queue, err)
+		return info, false, err
 	}
 	if ok {
 		return info, true, nil
 	}
 	topicQueue := q.topo.queueName(q.topic, q.group)
-	if _, ok, err = q.inspect(topicQueue); err != nil {
-		return info, false, fmt.Errorf("inspect queue %s: %w", topicQueue, err)
+	if _, ok, err = inspect(ctx, q.conn, topicQueue); err != nil {
+		return info, false, err
 	}
 	if !ok {
 		return info, false, fmt.Errorf("%w %s in group %s: neither its queue %s nor the poison queue %s exists on rabbitmq", driver.ErrUnknownTopic, q.topic, q.group, topicQueue, q.queue)
@@ -101,7 +81,7 @@ func (q *poisonQueue) info() (info amqp.Queue, ok bool, err error) {
 }
 
 func (q *poisonQueue) Open(ctx context.Context) (int, error) {
-	info, ok, err := q.info()
+	info, ok, err := q.info(ctx)
 	if err != nil || !ok {
 		return 0, err
 	}
@@ -113,8 +93,8 @@ func (q *poisonQueue) Open(ctx context.Context) (int, error) {
 			return 0, ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
-		if info, _, err = q.inspect(q.queue); err != nil {
-			return 0, fmt.Errorf("inspect queue %s: %w", q.queue, err)
+		if info, _, err = inspect(ctx, q.conn, q.queue); err != nil {
+			return 0, err
 		}
 	}
 	if info.Consumers > 0 {
@@ -129,7 +109,7 @@ func (q *poisonQueue) Scan(ctx context.Context, act bool, visit func(driver.Pois
 	if q.count == 0 {
 		return nil
 	}
-	ch, err := q.conn.Channel()
+	ch, err := q.conn.Channel(ctx)
 	if err != nil {
 		return err
 	}
@@ -214,9 +194,9 @@ func (q *poisonQueue) redrive(ctx context.Context, ch *amqp.Channel, d driver.Po
 	}
 	queue := q.topo.queueName(d.Topic, d.Group)
 	if !q.groupQueues[queue] {
-		_, ok, err := q.inspect(queue)
+		_, ok, err := inspect(ctx, q.conn, queue)
 		if err != nil {
-			return fmt.Errorf("redrive %s: inspect queue %s: %w", d.Send.UUID, queue, err)
+			return fmt.Errorf("redrive %s: %w", d.Send.UUID, err)
 		}
 		if !ok {
 			return fmt.Errorf("redrive %s: group %s has no queue %s for topic %s (it stays in the poison queue)", d.Send.UUID, d.Group, queue, d.Topic)
