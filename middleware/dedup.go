@@ -114,13 +114,17 @@ func (d *dedup) middleware(h message.HandlerFunc) message.HandlerFunc {
 			return nil, nil
 		}
 		out, err := h(msg)
-		if err != nil {
-			return out, err
+		if err == nil {
+			d.mark(ctx, msg, key)
 		}
-		if err := d.store.Mark(ctx, key, d.window); err != nil {
-			d.logger.Warn("dedup store failed to record a handled event; a duplicate of it will be handled", "message_id", msg.UUID, "err", err)
-		}
-		return out, nil
+		return out, err
+	}
+}
+
+// mark records msg's key as handled; a store that fails costs deduplication, not the message.
+func (d *dedup) mark(ctx context.Context, msg *message.Message, key string) {
+	if err := d.store.Mark(ctx, key, d.window); err != nil {
+		d.logger.Warn("dedup store failed to record a handled event; a duplicate of it will be handled", "message_id", msg.UUID, "err", err)
 	}
 }
 
@@ -180,9 +184,7 @@ func (d *dedup) claiming(h message.HandlerFunc, msg *message.Message) ([]*messag
 		}
 		return out, err
 	}
-	if err := d.store.Mark(sctx, key, d.window); err != nil {
-		d.logger.Warn("dedup store failed to record a handled event; a duplicate of it will be handled", "message_id", msg.UUID, "err", err)
-	}
+	d.mark(sctx, msg, key)
 	return out, nil
 }
 
